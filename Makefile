@@ -1,0 +1,40 @@
+# projections: CQRS read models maintained from event streams inside PostgreSQL
+EXTENSION = projections
+MODULE_big = projections
+OBJS = src/projections.o src/shmem.o src/launcher.o src/worker.o \
+	src/catalog.o src/apply.o src/events.o src/inline.o src/api.o src/utility.o
+HEADERS = src/projections.h src/compat.h
+DATA = $(wildcard projections--*.sql)
+PG_CPPFLAGS = -I$(srcdir)/src
+
+# pg_regress: the SQL surface (sql/, expected/), on a temporary preloaded server
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --temp-instance=tmp_check/regress --temp-config=$(srcdir)/test/projections.conf
+
+# isolation specs: concurrency (test/isolation)
+ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --temp-instance=tmp_check/isolation --temp-config=$(srcdir)/test/projections.conf \
+	--inputdir=$(srcdir)/test/isolation --outputdir=output_iso
+
+# Perl TAP: restarts, crashes, replicas (test/t)
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+EXTRA_CLEAN = tmp_check output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# pgTAP: behavioural unit tests (test/pgtap), through pg_prove on a throwaway cluster
+.PHONY: pgtapcheck
+pgtapcheck:
+	$(srcdir)/test/pgtap.sh
+
+.PHONY: regresscheck isolationcheck tapcheck
+regresscheck:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+isolationcheck:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+tapcheck:
+	$(prove_installcheck)

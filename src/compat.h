@@ -1,0 +1,57 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  Differences between the PostgreSQL major versions projections builds
+ *	  against (13 to 17), kept in one place.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROJECTIONS_COMPAT_H
+#define PROJECTIONS_COMPAT_H
+
+#include "postgres.h"
+
+#include "utils/acl.h"
+#include "utils/guc.h"
+
+/* object_ownercheck() and object_aclcheck() replaced the per-class checks */
+#if PG_VERSION_NUM >= 160000
+#define ProjRelationOwnerCheck(relid, roleid) \
+	object_ownercheck(RelationRelationId, (relid), (roleid))
+#define ProjProcedureAclCheck(procid, roleid, mode) \
+	object_aclcheck(ProcedureRelationId, (procid), (roleid), (mode))
+#else
+#define ProjRelationOwnerCheck(relid, roleid) \
+	pg_class_ownercheck((relid), (roleid))
+#define ProjProcedureAclCheck(procid, roleid, mode) \
+	pg_proc_aclcheck((procid), (roleid), (mode))
+#endif
+
+/* MarkGUCPrefixReserved() appeared in 15 */
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+/* shared memory must be requested from shmem_request_hook since 15 */
+#if PG_VERSION_NUM >= 150000
+#define PROJ_HAVE_SHMEM_REQUEST_HOOK 1
+#endif
+
+/* ProcessUtility_hook gained readOnlyTree in 14 */
+#if PG_VERSION_NUM >= 140000
+#define PROJ_UTILITY_ARGS \
+	PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, \
+	ProcessUtilityContext context, ParamListInfo params, \
+	QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc
+#define PROJ_UTILITY_PASS \
+	pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
+#else
+#define PROJ_UTILITY_ARGS \
+	PlannedStmt *pstmt, const char *queryString, \
+	ProcessUtilityContext context, ParamListInfo params, \
+	QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc
+#define PROJ_UTILITY_PASS \
+	pstmt, queryString, context, params, queryEnv, dest, qc
+#endif
+
+#endif							/* PROJECTIONS_COMPAT_H */

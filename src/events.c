@@ -1,0 +1,609 @@
+/*-------------------------------------------------------------------------
+ *
+ * events.c
+ *	  The event store: append, append_many, and the triggers that give a
+ *	  plain INSERT into projections.events the same guarantees as append.
+ *
+ * Appending to a stream takes an advisory lock on the stream (in memory,
+ * transaction-scoped), reads the stream's head with a snapshot that sees
+ * every committed event, checks the expected version, and assigns the next
+ * version, the ordering key and the global position.  Two concurrent
+ * appends to one stream therefore serialize on the lock, and the second
+ * sees the first's event: with an expected version it fails with SQLSTATE
+ * 40001, without one it takes the next version.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+
+#include "compat.h"
+#include "projections.h"
+
+PG_FUNCTION_INFO_V1(projections_append);
+PG_FUNCTION_INFO_V1(projections_append_many);
+PG_FUNCTION_INFO_V1(projections_events_before_insert);
+PG_FUNCTION_INFO_V1(projections_events_refuse_change);
+
+/* columns of projections.events, in table order */
+#define EV_GLOBAL_POSITION	0
+#define EV_STREAM_ID		1
+#define EV_STREAM_VERSION	2
+#define EV_EVENT_TYPE		3
+#define EV_DATA				4
+#define EV_METADATA			5
+#define EV_RECORDED_AT		6
+#define EV_ORDERING_KEY		7
+#define EV_NCOLUMNS			8
+
+static const char *const event_columns[EV_NCOLUMNS] = {
+	"global_position", "stream_id", "stream_version", "event_type",
+	"data", "metadata", "recorded_at", "ordering_key"
+};
+
+/* set by the insert trigger for a row restored with explicit keys */
+bool		proj_trusted_row = false;
+
+/* settable by superusers: allow the owner to UPDATE/DELETE/TRUNCATE events */
+bool		proj_maintenance = false;
+
+/*
+ * The version and key append() computed for the row it is inserting, so the
+ * trigger need not read the stream head a second time.  Only valid while
+ * append() runs its INSERT.
+ */
+typedef struct PendingAppend
+{
+	bool		active;
+	const char *stream_id;
+	int32		version;
+	int64		key;
+} PendingAppend;
+
+static PendingAppend pending = {false, NULL, 0, 0};
+
+/*
+ * The head of a stream: its last version (0 if empty) and that event's
+ * ordering key.
+ */
+typedef struct StreamHead
+{
+	int32		version;
+	int64		key;
+} StreamHead;
+
+/*
+ * Lock one stream for appending until the end of the transaction.
+ */
+static void
+LockStream(const char *stream_id)
+{
+	LOCKTAG		tag;
+	uint64		h = hash_bytes_extended((const unsigned char *) stream_id,
+										strlen(stream_id), 0);
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+						 PROJ_LOCK_STREAM);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * Read a stream's head with a snapshot that sees every committed event; the
+ * caller holds the stream lock, so nobody else can extend it meanwhile.
+ */
+static StreamHead
+ReadStreamHead(const char *stream_id)
+{
+	StreamHead	head = {0, 0};
+	Datum		arg = CStringGetTextDatum(stream_id);
+
+	SPI_connect();
+	ProjExecute(PLAN_STREAM_HEAD, &arg, NULL, true, 1);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
+		head.version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1,
+												   &isnull));
+		head.key = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 2,
+											   &isnull));
+	}
+	SPI_finish();
+	return head;
+}
+
+/*
+ * Check the expected version against the stream's head.  A mismatch is a
+ * serialization failure: the client re-reads the stream and retries.
+ */
+static void
+CheckExpectedVersion(const char *stream_id, int32 expected, int32 actual)
+{
+	if (expected != actual)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("wrong expected version for stream \"%s\"", stream_id),
+				 errdetail("Expected version %d, but the stream is at version %d.",
+						   expected, actual),
+				 errhint("Read the stream again and retry, as after any "
+						 "serialization failure.")));
+}
+
+static int32
+NextVersion(const char *stream_id, int32 current, int32 count)
+{
+	if (current > PG_INT32_MAX - count)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("stream \"%s\" has reached its maximum version", stream_id)));
+	return current + 1;
+}
+
+static void
+CheckText(const char *what, text *value)
+{
+	if (value == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	if (VARSIZE_ANY_EXHDR(value) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what)));
+}
+
+static const char *
+JsonbRootName(Jsonb *jb)
+{
+	if (JB_ROOT_IS_SCALAR(jb))
+	{
+		JsonbValue	v;
+
+		if (JsonbExtractScalar(&jb->root, &v))
+			return JsonbTypeName(&v);
+		return "scalar";
+	}
+	return JB_ROOT_IS_ARRAY(jb) ? "array" : "object";
+}
+
+static void
+CheckObject(const char *what, Jsonb *value)
+{
+	if (value == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	if (!JB_ROOT_IS_OBJECT(value) || JB_ROOT_IS_SCALAR(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON object", what),
+				 errdetail("The value given is a JSON %s.", JsonbRootName(value))));
+}
+
+/*
+ * Validate the user-supplied parts of an event.
+ */
+static void
+CheckEvent(text *stream_id, text *event_type, Jsonb *data, Jsonb *metadata)
+{
+	CheckText("stream_id", stream_id);
+	CheckText("event_type", event_type);
+	CheckObject("data", data);
+	CheckObject("metadata", metadata);
+}
+
+static Jsonb *
+EmptyObject(void)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+}
+
+static int32
+CheckExpectedArg(FunctionCallInfo fcinfo, int argno)
+{
+	int32		expected;
+
+	if (PG_ARGISNULL(argno))
+		return -1;
+	expected = PG_GETARG_INT32(argno);
+	if (expected < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expected_version must be null or at least 0"),
+				 errdetail("The value given is %d.", expected),
+				 errhint("Use 0 for a stream that must not exist yet.")));
+	return expected;
+}
+
+/*
+ * Insert one event through the events table (so that its triggers run),
+ * with the version and ordering key already decided.  Returns its global
+ * position.
+ */
+static int64
+InsertEvent(const char *stream_id, text *stream_id_text, int32 version,
+			int64 key, text *event_type, Jsonb *data, Jsonb *metadata)
+{
+	Datum		values[5];
+	bool		isnull;
+	int64		position;
+
+	values[0] = PointerGetDatum(stream_id_text);
+	values[1] = Int32GetDatum(version);
+	values[2] = PointerGetDatum(event_type);
+	values[3] = JsonbPGetDatum(data);
+	values[4] = JsonbPGetDatum(metadata);
+
+	pending.active = true;
+	pending.stream_id = stream_id;
+	pending.version = version;
+	pending.key = key;
+	PG_TRY();
+	{
+		ProjExecute(PLAN_INSERT_EVENT, values, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		pending.active = false;
+	}
+	PG_END_TRY();
+
+	position = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return position;
+}
+
+/*
+ * projections.append(stream_id, event_type, data, metadata, expected_version)
+ *
+ * Append one event to a stream and return its global position.
+ */
+Datum
+projections_append(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	text	   *event_type = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+	Jsonb	   *data = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
+	Jsonb	   *metadata = PG_ARGISNULL(3) ? EmptyObject() : PG_GETARG_JSONB_P(3);
+	int32		expected = CheckExpectedArg(fcinfo, 4);
+	char	   *stream;
+	StreamHead	head;
+	int64		position;
+
+	CheckEvent(stream_id, event_type, data, metadata);
+	(void) ProjExtGet(false);
+
+	stream = text_to_cstring(stream_id);
+	LockStream(stream);
+	head = ReadStreamHead(stream);
+	if (expected >= 0)
+		CheckExpectedVersion(stream, expected, head.version);
+
+	SPI_connect();
+	position = InsertEvent(stream, stream_id, NextVersion(stream, head.version, 1),
+						   Max(ProjNewKeyBase(), head.key),
+						   event_type, data, metadata);
+	SPI_finish();
+
+	PG_RETURN_INT64(position);
+}
+
+/*
+ * Read a member of one element of append_many's array.
+ */
+static bool
+ElementMember(JsonbContainer *element, const char *key, JsonbValue *value)
+{
+	return getKeyJsonValueFromContainer(element, key, strlen(key), value) != NULL;
+}
+
+static void
+ElementError(int index, const char *message)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("element %d of events %s", index + 1, message),
+			 errhint("Each element is an object like "
+					 "{\"type\": \"OrderCreated\", \"data\": {...}, "
+					 "\"metadata\": {...}}; metadata is optional.")));
+}
+
+/*
+ * projections.append_many(stream_id, events, expected_version)
+ *
+ * Append several events to one stream atomically: every element of the
+ * JSON array events ({"type": ..., "data": {...}, "metadata": {...}})
+ * becomes one event, with consecutive versions.  Returns their global
+ * positions, in order.
+ */
+Datum
+projections_append_many(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	Jsonb	   *events = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	int32		expected = CheckExpectedArg(fcinfo, 2);
+	char	   *stream;
+	int			count;
+	text	  **types;
+	Jsonb	  **datas;
+	Jsonb	  **metas;
+	Datum	   *positions;
+	StreamHead	head;
+	int64		key;
+	int			i;
+
+	CheckText("stream_id", stream_id);
+	if (events == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("events must not be null")));
+	if (!JB_ROOT_IS_ARRAY(events) || JB_ROOT_IS_SCALAR(events))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must be a JSON array"),
+				 errdetail("The value given is a JSON %s.", JsonbRootName(events))));
+	count = JB_ROOT_COUNT(events);
+	if (count == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must not be an empty array")));
+
+	/* validate every element before appending any */
+	types = palloc(sizeof(text *) * count);
+	datas = palloc(sizeof(Jsonb *) * count);
+	metas = palloc(sizeof(Jsonb *) * count);
+	for (i = 0; i < count; i++)
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(&events->root, i);
+		JsonbValue	v;
+
+		if (elem == NULL || elem->type != jbvBinary ||
+			!JsonContainerIsObject(elem->val.binary.data))
+			ElementError(i, "is not a JSON object");
+		if (!ElementMember(elem->val.binary.data, "type", &v) ||
+			v.type != jbvString || v.val.string.len == 0)
+			ElementError(i, "needs \"type\", a non-empty string");
+		types[i] = cstring_to_text_with_len(v.val.string.val, v.val.string.len);
+		if (!ElementMember(elem->val.binary.data, "data", &v) ||
+			v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			ElementError(i, "needs \"data\", a JSON object");
+		datas[i] = JsonbValueToJsonb(&v);
+		if (!ElementMember(elem->val.binary.data, "metadata", &v) ||
+			v.type == jbvNull)
+			metas[i] = EmptyObject();
+		else if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			ElementError(i, "has \"metadata\" that is not a JSON object");
+		else
+			metas[i] = JsonbValueToJsonb(&v);
+	}
+
+	(void) ProjExtGet(false);
+	stream = text_to_cstring(stream_id);
+	LockStream(stream);
+	head = ReadStreamHead(stream);
+	if (expected >= 0)
+		CheckExpectedVersion(stream, expected, head.version);
+	(void) NextVersion(stream, head.version, count);
+	key = Max(ProjNewKeyBase(), head.key);
+
+	positions = palloc(sizeof(Datum) * count);
+	SPI_connect();
+	for (i = 0; i < count; i++)
+		positions[i] = Int64GetDatum(InsertEvent(stream, stream_id,
+												 head.version + 1 + i, key,
+												 types[i], datas[i], metas[i]));
+	SPI_finish();
+
+	PG_RETURN_ARRAYTYPE_P(construct_array(positions, count, INT8OID, 8,
+										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * Attribute numbers of the events columns in this relation's descriptor.
+ */
+static void
+EventColumns(TupleDesc desc, int *attnums)
+{
+	int			i;
+
+	for (i = 0; i < EV_NCOLUMNS; i++)
+	{
+		attnums[i] = SPI_fnumber(desc, event_columns[i]);
+		if (attnums[i] <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("projections.events has no column \"%s\"",
+							event_columns[i])));
+		attnums[i]--;
+	}
+}
+
+/*
+ * A row that carries its own global_position and ordering_key: only the
+ * table's owner may insert one, which is what pg_restore does when it
+ * reloads a dump.  The row is kept as it is; if its key is ahead of this
+ * cluster's transaction ids, the key offset is checked again by every
+ * process after this transaction commits.
+ */
+static void
+AcceptRestoredRow(Relation rel, Datum *values, bool *nulls, int *col)
+{
+	const ProjExtInfo *ext = ProjExtGet(false);
+	int			i;
+
+	if (!ProjRelationOwnerCheck(RelationGetRelid(rel), GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_GENERATED_ALWAYS),
+				 errmsg("cannot insert a non-default value into column \"%s\"",
+						nulls[col[EV_GLOBAL_POSITION]] ?
+						"ordering_key" : "global_position"),
+				 errdetail("Columns \"global_position\" and \"ordering_key\" are "
+						   "assigned by projections."),
+				 errhint("Use projections.append(), or leave both columns out "
+						 "of the INSERT.")));
+
+	for (i = 0; i < EV_NCOLUMNS; i++)
+		if (nulls[col[i]])
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("a restored event needs a value for column \"%s\"",
+							event_columns[i]),
+					 errdetail("A row that gives global_position or ordering_key "
+							   "is taken as restored and must give every column.")));
+
+	CheckObject("data", DatumGetJsonbP(values[col[EV_DATA]]));
+	CheckObject("metadata", DatumGetJsonbP(values[col[EV_METADATA]]));
+
+	if (DatumGetInt64(values[col[EV_ORDERING_KEY]]) >=
+		(int64) U64FromFullTransactionId(ReadNextFullTransactionId()) +
+		ProjKeyOffset())
+		CacheInvalidateRelcacheByRelid(ext->offset_relid);
+	proj_trusted_row = true;
+}
+
+/*
+ * BEFORE INSERT row trigger on projections.events: assign version, ordering
+ * key and global position, exactly as append() does.  A stream_version
+ * given in the INSERT is taken as an expected version (the stream must be
+ * at stream_version - 1).
+ */
+Datum
+projections_events_before_insert(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	desc;
+	Datum		values[MaxTupleAttributeNumber];
+	bool		nulls[MaxTupleAttributeNumber];
+	int			col[EV_NCOLUMNS];
+	char	   *stream;
+	int32		version;
+	int64		key;
+	HeapTuple	result;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		elog(ERROR, "projections_events_before_insert must be a BEFORE INSERT row trigger");
+
+	rel = trigdata->tg_relation;
+	desc = RelationGetDescr(rel);
+	EventColumns(desc, col);
+	heap_deform_tuple(trigdata->tg_trigtuple, desc, values, nulls);
+	proj_trusted_row = false;
+
+	if (!nulls[col[EV_GLOBAL_POSITION]] || !nulls[col[EV_ORDERING_KEY]])
+	{
+		AcceptRestoredRow(rel, values, nulls, col);
+		ProjNoteAppend();
+		return PointerGetDatum(trigdata->tg_trigtuple);
+	}
+
+	stream = nulls[col[EV_STREAM_ID]] ? NULL :
+		TextDatumGetCString(values[col[EV_STREAM_ID]]);
+
+	if (pending.active && stream != NULL && strcmp(stream, pending.stream_id) == 0 &&
+		!nulls[col[EV_STREAM_VERSION]] &&
+		DatumGetInt32(values[col[EV_STREAM_VERSION]]) == pending.version)
+	{
+		/* append() validated the event and decided version and key */
+		version = pending.version;
+		key = pending.key;
+		pending.active = false;
+	}
+	else
+	{
+		StreamHead	head;
+
+		CheckEvent(nulls[col[EV_STREAM_ID]] ? NULL :
+				   DatumGetTextPP(values[col[EV_STREAM_ID]]),
+				   nulls[col[EV_EVENT_TYPE]] ? NULL :
+				   DatumGetTextPP(values[col[EV_EVENT_TYPE]]),
+				   nulls[col[EV_DATA]] ? NULL :
+				   DatumGetJsonbP(values[col[EV_DATA]]),
+				   nulls[col[EV_METADATA]] ? NULL :
+				   DatumGetJsonbP(values[col[EV_METADATA]]));
+		if (!nulls[col[EV_STREAM_VERSION]] &&
+			DatumGetInt32(values[col[EV_STREAM_VERSION]]) < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("stream_version must be at least 1"),
+					 errhint("Leave stream_version out to append at the end "
+							 "of the stream.")));
+
+		LockStream(stream);
+		head = ReadStreamHead(stream);
+		if (!nulls[col[EV_STREAM_VERSION]])
+			CheckExpectedVersion(stream,
+								 DatumGetInt32(values[col[EV_STREAM_VERSION]]) - 1,
+								 head.version);
+		version = NextVersion(stream, head.version, 1);
+		key = Max(ProjNewKeyBase(), head.key);
+	}
+
+	values[col[EV_STREAM_VERSION]] = Int32GetDatum(version);
+	nulls[col[EV_STREAM_VERSION]] = false;
+	values[col[EV_ORDERING_KEY]] = Int64GetDatum(key);
+	nulls[col[EV_ORDERING_KEY]] = false;
+	values[col[EV_GLOBAL_POSITION]] =
+		Int64GetDatum(nextval_internal(ProjExtGet(false)->sequence_relid, false));
+	nulls[col[EV_GLOBAL_POSITION]] = false;
+
+	result = heap_form_tuple(desc, values, nulls);
+	ProjNoteAppend();
+	return PointerGetDatum(result);
+}
+
+/*
+ * BEFORE UPDATE, DELETE and TRUNCATE statement trigger on projections.events:
+ * events are immutable.  The table's owner may change them after setting
+ * projections.maintenance, for the maintenance documented in the README
+ * (erasing personal data from payloads, removing test streams).
+ */
+Datum
+projections_events_refuse_change(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *what;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "projections_events_refuse_change must be called as a trigger");
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		what = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		what = "DELETE";
+	else
+		what = "TRUNCATE";
+
+	if (proj_maintenance &&
+		ProjRelationOwnerCheck(RelationGetRelid(trigdata->tg_relation), GetUserId()))
+		return PointerGetDatum(NULL);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("events are immutable"),
+			 errdetail("%s of projections.events is not allowed.", what),
+			 errhint("Append a compensating event instead.  For maintenance, the "
+					 "table's owner can SET projections.maintenance = on.")));
+	return PointerGetDatum(NULL);
+}
