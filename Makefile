@@ -9,18 +9,18 @@ PG_CPPFLAGS = -I$(srcdir)/src
 
 # pg_regress: the SQL surface (sql/, expected/), on a temporary preloaded server
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
-REGRESS_OPTS = --temp-instance=tmp_check/regress --temp-config=$(srcdir)/test/projections.conf
+REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=$(srcdir)/test/projections.conf
 
 # isolation specs: concurrency (test/isolation)
 ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
-ISOLATION_OPTS = --temp-instance=tmp_check/isolation --temp-config=$(srcdir)/test/projections.conf \
+ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=$(srcdir)/test/projections.conf \
 	--inputdir=$(srcdir)/test/isolation --outputdir=output_iso
 
 # Perl TAP: restarts, crashes, replicas (test/t)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-EXTRA_CLEAN = tmp_check output_iso
+EXTRA_CLEAN = tmp_check tmp_check_regress tmp_check_iso output_iso
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
