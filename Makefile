@@ -9,11 +9,11 @@ PG_CPPFLAGS = -I$(srcdir)/src
 
 # pg_regress: the SQL surface (sql/, expected/), on a temporary preloaded server
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
-REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=$(srcdir)/test/projections.conf
+REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=$(srcdir)/test/regress.conf
 
 # isolation specs: concurrency (test/isolation)
 ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
-ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=$(srcdir)/test/projections.conf \
+ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=$(srcdir)/test/regress.conf \
 	--inputdir=$(srcdir)/test/isolation --outputdir=output_iso
 
 # Perl TAP: restarts, crashes, replicas (test/t)

@@ -1,8 +1,10 @@
 -- The event store: append, append_many, read_stream, plain INSERT, immutability.
+-- each test file starts from an empty event store
+DROP EXTENSION IF EXISTS projections CASCADE;
 CREATE EXTENSION projections;
 
 -- errors are shown as SQLSTATE and message, so that each code is checked
-CREATE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE sql;
     RETURN 'ok';

@@ -624,13 +624,6 @@ projections_wait(PG_FUNCTION_ARGS)
 		SPI_finish();
 		PG_RETURN_BOOL(true);
 	}
-	if (!ProjWorkerExpected())
-		ereport(WARNING,
-				(errmsg("no background worker applies async projections in this server"),
-				 errdetail("projections.wait() returns true only if another session calls projections.run()."),
-				 errhint("Add projections to shared_preload_libraries and restart, "
-						 "and keep projections.enabled on.")));
-
 	/* the last event the caller is waiting for, in the projection's order */
 	if (PG_ARGISNULL(1))
 	{
@@ -662,6 +655,18 @@ projections_wait(PG_FUNCTION_ARGS)
 				 errdetail("Events appended after this transaction took its transaction id "
 						   "cannot be applied before it commits."),
 				 errhint("Commit first, then call projections.wait().")));
+
+	if (Reached(name, key, pos))
+	{
+		SPI_finish();
+		PG_RETURN_BOOL(true);
+	}
+	if (!ProjWorkerExpected())
+		ereport(WARNING,
+				(errmsg("no background worker applies async projections in this server"),
+				 errdetail("projections.wait() returns true only if another session calls projections.run()."),
+				 errhint("Add projections to shared_preload_libraries and restart, "
+						 "and keep projections.enabled on.")));
 
 	slot = ProjSlotForDatabase(MyDatabaseId);
 	if (slot != NULL)
