@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the pgTAP tests (test/pgtap/*.sql) through pg_prove on a throwaway
-# cluster started with the worker preloaded.  Each file gets a fresh database
+# cluster started with the worker preloaded but off (test/regress.conf):
+# tests drive projections with projections.run().  Each file gets a fresh database
 # with pgtap and projections installed.  The cluster is always stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ stop() {
 trap stop EXIT
 
 "$bindir/initdb" -D "$dir/data" -A trust -U postgres --no-sync >/dev/null
-cat test/projections.conf >> "$dir/data/postgresql.conf"
+cat test/regress.conf >> "$dir/data/postgresql.conf"
 cat >> "$dir/data/postgresql.conf" <<CONF
 port = $port
 listen_addresses = ''

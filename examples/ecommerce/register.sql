@@ -1,0 +1,62 @@
+-- examples/ecommerce/register.sql
+--
+-- Registers the four projections of the e-commerce example.  Needs
+-- schema.sql and handlers.sql.  psql only (it uses psql variables):
+--
+--   psql -v mode=inline -f examples/ecommerce/register.sql
+--
+-- mode is async (the default: the background worker applies events shortly
+-- after they commit) or inline (events are applied inside the appending
+-- transaction).  A projection that is already registered is left as it is,
+-- so this file can be run again; use projections.set_mode() to switch modes.
+--
+-- A new projection starts from the first event: registering over an existing
+-- history builds the read models from it.
+
+\if :{?mode}
+\else
+\set mode async
+\endif
+
+-- registers one projection unless a projection of that name exists
+CREATE OR REPLACE FUNCTION pg_temp.register_once(
+    name text, handler regprocedure, event_types text[], mode text, reset regprocedure)
+RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT FROM projections.status s WHERE s.name = register_once.name) THEN
+        RETURN format('%s: already registered', name);
+    END IF;
+    PERFORM projections.register(name, handler, event_types, mode => mode, reset => reset);
+    RETURN format('%s: registered (%s)', name, mode);
+END
+$$;
+
+SELECT pg_temp.register_once(
+    'order_summary',
+    'ecommerce.order_summary_apply(projections.events)',
+    ARRAY['OrderCreated', 'OrderItemAdded', 'OrderItemRemoved',
+          'OrderShipped', 'OrderCompleted', 'OrderCancelled'],
+    :'mode',
+    'ecommerce.order_summary_reset()') AS projection
+UNION ALL
+SELECT pg_temp.register_once(
+    'product_search',
+    'ecommerce.product_search_apply(projections.events)',
+    ARRAY['ProductCreated', 'ProductUpdated', 'ProductPriceChanged', 'ProductDeleted'],
+    :'mode',
+    'ecommerce.product_search_reset()')
+UNION ALL
+SELECT pg_temp.register_once(
+    'daily_sales',
+    'ecommerce.daily_sales_apply(projections.events)',
+    ARRAY['OrderCompleted', 'OrderRefunded'],
+    :'mode',
+    'ecommerce.daily_sales_reset()')
+UNION ALL
+SELECT pg_temp.register_once(
+    'customer_activity',
+    'ecommerce.customer_activity_apply(projections.events)',
+    ARRAY['CustomerCreated', 'OrderCompleted', 'ReviewSubmitted', 'CustomerTierChanged'],
+    :'mode',
+    'ecommerce.customer_activity_reset()');
