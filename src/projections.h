@@ -96,11 +96,12 @@ extern ProjShared *ProjSharedState;
 extern Size ProjSharedShmemSize(void);
 extern void ProjSharedShmemInit(void);
 extern ProjDbSlot *ProjSlotForDatabase(Oid dboid);
-extern void ProjWakeLauncher(void);
+extern void ProjWakeLauncher(bool this_database);
 extern void ProjWakeWorker(void);
 extern void ProjNoteAppend(void);
 extern void ProjNoteProgress(void);
 extern void ProjNoteLauncherPoke(void);
+extern void ProjNoteDatabaseCreated(void);
 extern void ProjXactCallback(XactEvent event, void *arg);
 extern bool ProjWorkerExpected(void);
 

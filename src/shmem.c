@@ -32,6 +32,7 @@ ProjShared *ProjSharedState = NULL;
 static bool xact_appended = false;
 static bool xact_progressed = false;
 static bool xact_poke_launcher = false;
+static bool xact_rescan = false;
 
 /* this backend's slot, found once and checked on each use */
 static int	my_slot = -1;
@@ -98,17 +99,17 @@ ProjSlotForDatabase(Oid dboid)
 }
 
 /*
- * Ask the launcher to look at the databases again now, and to look for the
- * extension in this one.
+ * Ask the launcher to look at the databases again now, and (with
+ * this_database) to look for the extension in the current one.
  */
 void
-ProjWakeLauncher(void)
+ProjWakeLauncher(bool this_database)
 {
 	Latch	   *latch;
 
 	if (ProjSharedState == NULL)
 		return;
-	if (OidIsValid(MyDatabaseId))
+	if (this_database && OidIsValid(MyDatabaseId))
 	{
 		SpinLockAcquire(&ProjSharedState->mutex);
 		if (ProjSharedState->nrequests < PROJ_MAX_REQUESTS)
@@ -153,11 +154,18 @@ ProjNoteProgress(void)
 	xact_progressed = true;
 }
 
-/* The current transaction created the extension or a database. */
+/* The current transaction created the extension. */
 void
 ProjNoteLauncherPoke(void)
 {
 	xact_poke_launcher = true;
+}
+
+/* The current transaction created a database. */
+void
+ProjNoteDatabaseCreated(void)
+{
+	xact_rescan = true;
 }
 
 /*
@@ -181,15 +189,15 @@ ProjXactCallback(XactEvent event, void *arg)
 					if (slot != NULL)
 						ConditionVariableBroadcast(&slot->progress);
 				}
-				if (xact_poke_launcher)
-					ProjWakeLauncher();
+				if (xact_poke_launcher || xact_rescan)
+					ProjWakeLauncher(xact_poke_launcher);
 			}
-			xact_appended = xact_progressed = xact_poke_launcher = false;
+			xact_appended = xact_progressed = xact_poke_launcher = xact_rescan = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			xact_appended = xact_progressed = xact_poke_launcher = false;
+			xact_appended = xact_progressed = xact_poke_launcher = xact_rescan = false;
 			break;
 		default:
 			break;

@@ -131,7 +131,7 @@ static void
 ResumeWorker(ProjDbSlot *slot)
 {
 	pg_atomic_fetch_sub_u32(&slot->suspend, 1);
-	ProjWakeLauncher();
+	ProjWakeLauncher(false);
 }
 
 static void
@@ -166,7 +166,7 @@ ProjProcessUtility(PROJ_UTILITY_ARGS)
 				ProjNoteLauncherPoke();
 			break;
 		case T_CreatedbStmt:
-			ProjWakeLauncher();
+			ProjNoteDatabaseCreated();
 			break;
 		case T_TransactionStmt:
 			if (((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)

@@ -320,7 +320,11 @@ projections_worker_main(Datum main_arg)
 						   HASH_ELEM | HASH_STRINGS);
 
 	if (!ExtensionPresent())
+	{
+		elog(DEBUG1, "projections worker exiting: no extension in database \"%s\"",
+			 my_dbname);
 		WorkerExit(PROJ_WORKER_NO_EXTENSION);
+	}
 	my_slot->state = PROJ_WORKER_RUNNING;
 	ereport(LOG,
 			(errmsg("projections worker started for database \"%s\"", my_dbname)));

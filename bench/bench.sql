@@ -1,0 +1,96 @@
+-- Objects of the benchmark, created in every database it uses (bench/bench.py).
+CREATE SCHEMA bench;
+
+-- checkpoints of the PL/pgSQL loop and of the external projector
+CREATE TABLE bench.checkpoint (
+    name text PRIMARY KEY,
+    ordering_key bigint NOT NULL,
+    global_position bigint NOT NULL,
+    applied bigint NOT NULL DEFAULT 0
+);
+
+-- 2. The baseline: the handler called from a PL/pgSQL loop over the events
+-- in (ordering_key, global_position) order, below the safe key, filtered by
+-- the projection's event types, COMMIT (with the checkpoint) per batch.
+-- The same query as the worker's fetch, one keyset page per batch.
+CREATE PROCEDURE bench.plpgsql_loop(types text[], batch integer DEFAULT 1000)
+LANGUAGE plpgsql AS $$
+DECLARE
+    k bigint := 0;
+    p bigint := 0;
+    safe bigint;
+    n integer;
+    total bigint := 0;
+    e projections.events;
+BEGIN
+    INSERT INTO bench.checkpoint (name, ordering_key, global_position)
+    VALUES ('plpgsql_loop', 0, 0)
+    ON CONFLICT (name) DO UPDATE SET ordering_key = 0, global_position = 0, applied = 0;
+    COMMIT;
+    LOOP
+        safe := projections._safe_key();
+        n := 0;
+        FOR e IN
+            SELECT ev.* FROM projections.events ev
+            WHERE (ev.ordering_key, ev.global_position) > (k, p)
+              AND ev.ordering_key < safe
+              AND (types IS NULL OR ev.event_type = ANY (types))
+            ORDER BY ev.ordering_key, ev.global_position
+            LIMIT batch
+        LOOP
+            PERFORM ecommerce.order_summary_apply(e);
+            k := e.ordering_key;
+            p := e.global_position;
+            n := n + 1;
+        END LOOP;
+        total := total + n;
+        UPDATE bench.checkpoint
+        SET ordering_key = k, global_position = p, applied = total
+        WHERE name = 'plpgsql_loop';
+        COMMIT;
+        EXIT WHEN n < batch;
+    END LOOP;
+END
+$$;
+
+-- 6. The bare INSERT baseline: a plain table with the columns, constraints
+-- and indexes of projections.events, no triggers; positions from a sequence.
+CREATE SEQUENCE bench.plain_events_seq AS bigint;
+CREATE TABLE bench.plain_events (
+    LIKE projections.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES
+);
+ALTER TABLE bench.plain_events
+    ALTER COLUMN global_position SET DEFAULT nextval('bench.plain_events_seq');
+
+-- 6. A copy of the example's schema (tables and functions) under another
+-- schema name, for several inline projections writing to copies of
+-- order_summary.
+CREATE FUNCTION bench.copy_order_summary(target name) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    def text;
+BEGIN
+    EXECUTE format('CREATE SCHEMA %I', target);
+    FOR r IN
+        SELECT c.relname FROM pg_class c
+        WHERE c.relnamespace = 'ecommerce'::regnamespace AND c.relkind IN ('r', 'p')
+    LOOP
+        EXECUTE format('CREATE TABLE %I.%I (LIKE ecommerce.%I INCLUDING ALL)',
+                       target, r.relname, r.relname);
+    END LOOP;
+    PERFORM set_config('check_function_bodies', 'off', true);
+    FOR r IN
+        SELECT p.oid FROM pg_proc p
+        WHERE p.pronamespace = 'ecommerce'::regnamespace AND p.prokind = 'f'
+    LOOP
+        def := regexp_replace(pg_get_functiondef(r.oid), '\mecommerce\.', target || '.', 'g');
+        def := regexp_replace(def, '"ecommerce"\.', quote_ident(target) || '.', 'g');
+        IF def ~ '\mecommerce\M' THEN
+            RAISE EXCEPTION 'cannot copy function %: it names schema ecommerce in a way this copy does not rewrite',
+                r.oid::regprocedure;
+        END IF;
+        EXECUTE def;
+    END LOOP;
+END
+$$;
