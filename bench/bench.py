@@ -124,9 +124,9 @@ class Bench:
         return os.path.join(self.a.example, name)
 
     def new_database(self, db, generator=False):
-        with self.connect("postgres") as c0:
-            self.q(c0, f'DROP DATABASE IF EXISTS "{db}"')
-            self.q(c0, f'CREATE DATABASE "{db}"')
+        c0 = self.connect("postgres")
+        self.q(c0, f'DROP DATABASE IF EXISTS "{db}"')
+        self.q(c0, f'CREATE DATABASE "{db}"')
         c0.close()
         conn = self.connect(db)
         self.q(conn, "CREATE EXTENSION projections")
@@ -139,8 +139,8 @@ class Bench:
         return conn
 
     def drop_database(self, db):
-        with self.connect("postgres") as c0:
-            self.q(c0, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        c0 = self.connect("postgres")
+        self.q(c0, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         c0.close()
 
     def wal_lsn(self, conn):
@@ -519,7 +519,8 @@ class Bench:
                 self.q(conn, "DROP TABLE IF EXISTS bench.expected")
                 with open(os.path.join(HERE, "setbased.sql")) as f:
                     query = f.read().strip().rstrip(";")
-                self.q(conn, "CREATE TABLE bench.expected AS " + query)
+                self.q(conn, "CREATE TABLE bench.expected (LIKE ecommerce.order_summary)")
+                self.q(conn, "INSERT INTO bench.expected " + query)
                 self.compare(conn, f"inline projection {name}", f"{schema}.order_summary",
                              "bench.expected")
             conn.close()

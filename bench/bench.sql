@@ -62,33 +62,23 @@ CREATE TABLE bench.plain_events (
 ALTER TABLE bench.plain_events
     ALTER COLUMN global_position SET DEFAULT nextval('bench.plain_events_seq');
 
--- 6. A copy of the example's schema (tables and functions) under another
--- schema name, for several inline projections writing to copies of
--- order_summary.
+-- 6. A copy of order_summary and of its handler and reset function under
+-- another schema, for several inline projections each writing its own copy.
 CREATE FUNCTION bench.copy_order_summary(target name) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    r record;
+    f regprocedure;
     def text;
 BEGIN
     EXECUTE format('CREATE SCHEMA %I', target);
-    FOR r IN
-        SELECT c.relname FROM pg_class c
-        WHERE c.relnamespace = 'ecommerce'::regnamespace AND c.relkind IN ('r', 'p')
+    EXECUTE format('CREATE TABLE %I.order_summary (LIKE ecommerce.order_summary INCLUDING ALL)',
+                   target);
+    FOREACH f IN ARRAY ARRAY['ecommerce.order_summary_apply(projections.events)',
+                             'ecommerce.order_summary_reset()']::regprocedure[]
     LOOP
-        EXECUTE format('CREATE TABLE %I.%I (LIKE ecommerce.%I INCLUDING ALL)',
-                       target, r.relname, r.relname);
-    END LOOP;
-    PERFORM set_config('check_function_bodies', 'off', true);
-    FOR r IN
-        SELECT p.oid FROM pg_proc p
-        WHERE p.pronamespace = 'ecommerce'::regnamespace AND p.prokind = 'f'
-    LOOP
-        def := regexp_replace(pg_get_functiondef(r.oid), '\mecommerce\.', target || '.', 'g');
-        def := regexp_replace(def, '"ecommerce"\.', quote_ident(target) || '.', 'g');
+        def := regexp_replace(pg_get_functiondef(f), '\mecommerce\.', quote_ident(target) || '.', 'g');
         IF def ~ '\mecommerce\M' THEN
-            RAISE EXCEPTION 'cannot copy function %: it names schema ecommerce in a way this copy does not rewrite',
-                r.oid::regprocedure;
+            RAISE EXCEPTION 'cannot copy %: it names schema ecommerce in a way this copy does not rewrite', f;
         END IF;
         EXECUTE def;
     END LOOP;

@@ -28,22 +28,22 @@ import psycopg2.extras
 STATEMENTS = {
     "OrderCreated": [(
         "order_created",
-        "INSERT INTO ecommerce.order_summary (order_id, customer_id, status, total_amount,"
-        " item_count, created_at, updated_at)"
-        " VALUES ($1, $2, 'created', 0, 0, $3::timestamptz, $3::timestamptz)",
-        ["order_id", "customer_id", "created_at"])],
+        "INSERT INTO ecommerce.order_summary"
+        " (order_id, customer_id, status, total_amount, item_count, created_at, updated_at)"
+        " VALUES ($1, $2, 'pending', 0, 0, $3::timestamptz, $4::timestamptz)",
+        ["order_id", "customer_id", "created_at", "@recorded_at"])],
     "OrderItemAdded": [(
         "order_item_added",
         "UPDATE ecommerce.order_summary"
-        " SET total_amount = total_amount + $2::numeric * $3::int,"
-        " item_count = item_count + $3::int, updated_at = $4::timestamptz"
+        " SET total_amount = total_amount + $2::numeric * $3::numeric,"
+        " item_count = item_count + 1, updated_at = $4::timestamptz"
         " WHERE order_id = $1",
         ["order_id", "price", "quantity", "@recorded_at"])],
     "OrderItemRemoved": [(
         "order_item_removed",
         "UPDATE ecommerce.order_summary"
-        " SET total_amount = total_amount - $2::numeric * $3::int,"
-        " item_count = item_count - $3::int, updated_at = $4::timestamptz"
+        " SET total_amount = total_amount - $2::numeric * $3::numeric,"
+        " item_count = item_count - 1, updated_at = $4::timestamptz"
         " WHERE order_id = $1",
         ["order_id", "price", "quantity", "@recorded_at"])],
     "OrderShipped": [(
@@ -55,10 +55,9 @@ STATEMENTS = {
     "OrderCompleted": [(
         "order_completed",
         "UPDATE ecommerce.order_summary"
-        " SET status = 'completed', completed_at = $2::timestamptz,"
-        " total_amount = $3::numeric, item_count = $4::int, updated_at = $5::timestamptz"
+        " SET status = 'completed', completed_at = $2::timestamptz, updated_at = $3::timestamptz"
         " WHERE order_id = $1",
-        ["order_id", "completed_at", "total_amount", "item_count", "@recorded_at"])],
+        ["order_id", "completed_at", "@recorded_at"])],
     "OrderCancelled": [(
         "order_cancelled",
         "UPDATE ecommerce.order_summary"

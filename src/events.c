@@ -233,6 +233,36 @@ CheckExpectedArg(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
+ * Re-throw the current error without the context line SPI adds for our
+ * internal INSERT: an error from an inline handler (or a constraint) reads
+ * as an error of append(), with the handler's own context.
+ */
+static void
+RethrowWithoutInsertContext(MemoryContext cxt)
+{
+	static const char spi_line[] = "SQL statement \"INSERT INTO projections.events";
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	if (edata->context != NULL)
+	{
+		char	   *last = strrchr(edata->context, '\n');
+		char	   *line = last ? last + 1 : edata->context;
+
+		if (strncmp(line, spi_line, sizeof(spi_line) - 1) == 0)
+		{
+			if (last)
+				*last = '\0';
+			else
+				edata->context = NULL;
+		}
+	}
+	ReThrowError(edata);
+}
+
+/*
  * Insert one event through the events table (so that its triggers run),
  * with the version and ordering key already decided.  Returns its global
  * position.
@@ -241,6 +271,7 @@ static int64
 InsertEvent(const char *stream_id, text *stream_id_text, int32 version,
 			int64 key, text *event_type, Jsonb *data, Jsonb *metadata)
 {
+	MemoryContext caller_cxt = CurrentMemoryContext;
 	Datum		values[5];
 	bool		isnull;
 	int64		position;
@@ -258,10 +289,12 @@ InsertEvent(const char *stream_id, text *stream_id_text, int32 version,
 	PG_TRY();
 	{
 		ProjExecute(PLAN_INSERT_EVENT, values, NULL, false, 0);
+		pending.active = false;
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		pending.active = false;
+		RethrowWithoutInsertContext(caller_cxt);
 	}
 	PG_END_TRY();
 
