@@ -148,6 +148,17 @@ CREATE TABLE projections.failed_event (
 COMMENT ON TABLE projections.failed_event IS
 'Internal: events skipped under on_error = skip. Query projections.failed_events instead.';
 
+CREATE FUNCTION projections._catalog_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'projections_catalog_guard' LANGUAGE C;
+COMMENT ON FUNCTION projections._catalog_guard() IS
+'Internal: only the extension updates or deletes catalog rows.';
+CREATE TRIGGER projection_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON projections.projection
+    FOR EACH STATEMENT EXECUTE FUNCTION projections._catalog_guard();
+CREATE TRIGGER failed_event_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON projections.failed_event
+    FOR EACH STATEMENT EXECUTE FUNCTION projections._catalog_guard();
+CREATE TRIGGER key_offset_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON projections.key_offset
+    FOR EACH STATEMENT EXECUTE FUNCTION projections._catalog_guard();
+
 -- pg_dump carries events, positions, projections and checkpoints
 SELECT pg_catalog.pg_extension_config_dump('projections.events', '');
 SELECT pg_catalog.pg_extension_config_dump('projections.events_global_position_seq', '');

@@ -30,6 +30,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_proc.h"
+#include "commands/trigger.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "common/hashfn.h"
@@ -42,6 +43,7 @@
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -53,6 +55,9 @@ static bool ext_info_valid = false;
 
 static bool offset_valid = false;
 static int64 offset_value = 0;
+
+/* > 0 while the extension itself writes its catalog (see ProjCatalogGuard) */
+static int	internal_writes = 0;
 
 /*
  * The statements the extension runs through SPI, prepared once per process
@@ -333,9 +338,18 @@ ProjExecute(ProjPlanId id, Datum *values, const char *nulls, bool latest,
 	int			ret;
 
 	ProjBecomeExtensionOwner(&saved);
-	ret = SPI_execute_snapshot(plan, values, nulls,
-							   latest ? GetLatestSnapshot() : InvalidSnapshot,
-							   InvalidSnapshot, false, true, count);
+	internal_writes++;
+	PG_TRY();
+	{
+		ret = SPI_execute_snapshot(plan, values, nulls,
+								   latest ? GetLatestSnapshot() : InvalidSnapshot,
+								   InvalidSnapshot, false, true, count);
+	}
+	PG_FINALLY();
+	{
+		internal_writes--;
+	}
+	PG_END_TRY();
 	ProjRestoreUser(&saved);
 	if (ret < 0)
 		elog(ERROR, "projections statement failed: %s",
@@ -496,7 +510,16 @@ ProjExecuteSql(const char *sql, int nargs, Oid *types, Datum *values,
 	int			ret;
 
 	ProjBecomeExtensionOwner(&saved);
-	ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	internal_writes++;
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		internal_writes--;
+	}
+	PG_END_TRY();
 	ProjRestoreUser(&saved);
 	if (ret < 0)
 		elog(ERROR, "projections statement failed: %s",
@@ -643,4 +666,33 @@ ProjNewKeyBase(void)
 	FullTransactionId xid = GetTopFullTransactionId();
 
 	return (int64) U64FromFullTransactionId(xid) + ProjKeyOffset();
+}
+
+PG_FUNCTION_INFO_V1(projections_catalog_guard);
+
+/*
+ * BEFORE UPDATE, DELETE and TRUNCATE statement trigger on the extension's
+ * catalog tables: only the extension writes them, not even a superuser by
+ * hand (INSERT stays open to the owner, for pg_restore).  The owner may
+ * after SET projections.maintenance = on.
+ */
+Datum
+projections_catalog_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "projections_catalog_guard must be called as a trigger");
+	rel = trigdata->tg_relation;
+	if (internal_writes > 0 ||
+		(proj_maintenance && ProjRelationOwnerCheck(RelationGetRelid(rel), GetUserId())))
+		return PointerGetDatum(NULL);
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("%s.%s is written only by the projections extension",
+					get_namespace_name(RelationGetNamespace(rel)),
+					RelationGetRelationName(rel)),
+			 errhint("Use projections.register(), unregister(), pause(), resume() or rebuild().")));
+	return PointerGetDatum(NULL);
 }
