@@ -175,9 +175,9 @@ static const ProjPlanSpec plan_specs[PLAN_COUNT] = {
 		" FROM projections.projection WHERE name = $1",
 		1, {TEXTOID}
 	},
-	[PLAN_EVENTS_ABOVE] = {
-		"SELECT 1 FROM projections.events WHERE ordering_key >= $1 LIMIT 1",
-		1, {INT8OID}
+	[PLAN_MAX_EVENT_KEY] = {
+		"SELECT max(ordering_key) FROM projections.events",
+		0, {InvalidOid}
 	},
 	[PLAN_HEAD] = {
 		"SELECT global_position FROM projections.events"

@@ -141,7 +141,6 @@ ListProjections(List **names, bool *blocked)
 	if (present)
 	{
 		Snapshot	snap;
-		Datum		arg;
 		uint64		i;
 		MemoryContext old;
 
@@ -155,9 +154,16 @@ ListProjections(List **names, bool *blocked)
 												  SPI_tuptable->tupdesc, 1));
 		MemoryContextSwitchTo(old);
 
-		arg = Int64GetDatum(ProjSafeKey(snap));
-		ProjExecute(PLAN_EVENTS_ABOVE, &arg, NULL, false, 1);
-		*blocked = SPI_processed > 0 && *names != NIL;
+		/* committed events at or above the safe key wait for an older transaction */
+		if (*names != NIL)
+		{
+			bool		isnull;
+			Datum		max_key;
+
+			ProjExecute(PLAN_MAX_EVENT_KEY, NULL, NULL, false, 1);
+			max_key = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			*blocked = !isnull && DatumGetInt64(max_key) >= ProjSafeKey(snap);
+		}
 		WatchStall(*blocked, snap->xmin);
 
 		SPI_finish();
