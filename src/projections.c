@@ -85,11 +85,13 @@ DefineGucs(void)
 							"Appending transactions wake the worker when they commit; this is the fallback.",
 							&proj_poll_interval_ms, 1000, 10, 3600000, PGC_SIGHUP,
 							GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("projections.max_databases",
-							"Databases that can have a projections worker at the same time.",
-							"Each worker also takes one of max_worker_processes.",
-							&proj_max_databases, 8, 1, 1024, PGC_POSTMASTER, 0,
-							NULL, NULL, NULL);
+	/* a server-start setting can only be defined while preloading */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("projections.max_databases",
+								"Databases that can have a projections worker at the same time.",
+								"Each worker also takes one of max_worker_processes.",
+								&proj_max_databases, 8, 1, 1024, PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
 	DefineCustomIntVariable("projections.stall_warning",
 							"Logs a warning when an open transaction has held projections back this long.",
 							"0 turns the warning off.",
