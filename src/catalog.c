@@ -25,6 +25,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/transam.h"
+#include "access/xlog.h"
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
@@ -590,7 +591,8 @@ ReadAndVerifyOffset(void)
 		max_key = 0;
 	next = U64FromFullTransactionId(ReadNextFullTransactionId());
 
-	if (max_key >= (int64) next + offset)
+	/* (a standby follows its primary's offset: it cannot move it) */
+	if (max_key >= (int64) next + offset && !RecoveryInProgress())
 	{
 		Snapshot	snap;
 		uint64		oldest;
