@@ -211,15 +211,23 @@ SetState(const char *name, const char *state)
 }
 
 /*
- * Bring an inline projection up to date and switch it on, in the calling
- * transaction.
+ * Hand a projection that may have events to apply to whoever applies it:
+ * an inline one is brought up to date and switched on here, in the calling
+ * transaction; an async one is the worker's, woken when this transaction
+ * commits.
  */
 static void
-CatchUpInline(const char *name)
+ApplyNext(const char *name, bool is_inline)
 {
 	bool		more;
 
-	(void) ProjApply(name, PROJ_CALLER_RUN, 0, &more);
+	if (is_inline)
+		(void) ProjApply(name, PROJ_CALLER_RUN, 0, &more);
+	else
+	{
+		WarnIfNoWorker(name);
+		ProjNoteAppend();
+	}
 }
 
 /*
@@ -279,13 +287,7 @@ projections_register(PG_FUNCTION_ARGS)
 				 errmsg("projection \"%s\" already exists", name),
 				 errhint("Choose another name, or unregister the existing projection first.")));
 
-	if (strcmp(mode, "inline") == 0)
-		CatchUpInline(name);
-	else
-	{
-		WarnIfNoWorker(name);
-		ProjNoteAppend();
-	}
+	ApplyNext(name, strcmp(mode, "inline") == 0);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -358,13 +360,7 @@ projections_resume(PG_FUNCTION_ARGS)
 	else
 	{
 		SetState(name, "active");
-		if (def->is_inline)
-			CatchUpInline(name);
-		else
-		{
-			WarnIfNoWorker(name);
-			ProjNoteAppend();
-		}
+		ApplyNext(name, def->is_inline);
 	}
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -431,13 +427,7 @@ projections_rebuild(PG_FUNCTION_ARGS)
 	ProjExecuteSql("DELETE FROM projections.failed_event WHERE projection = $1",
 				   1, (Oid[]) {TEXTOID}, &arg, NULL);
 
-	if (def->is_inline)
-		CatchUpInline(name);
-	else
-	{
-		WarnIfNoWorker(name);
-		ProjNoteAppend();
-	}
+	ApplyNext(name, def->is_inline);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -470,13 +460,7 @@ projections_set_mode(PG_FUNCTION_ARGS)
 	args[1] = CStringGetTextDatum(mode);
 	ProjExecuteSql("UPDATE projections.projection SET mode = $2 WHERE name = $1",
 				   2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL);
-	if (to_inline)
-		CatchUpInline(name);
-	else
-	{
-		WarnIfNoWorker(name);
-		ProjNoteAppend();
-	}
+	ApplyNext(name, to_inline);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -325,26 +325,22 @@ ProjPlan(ProjPlanId id)
 }
 
 /*
- * Execute one of the extension's statements as the extension's owner.  With
- * latest, the statement sees every committed change (and the transaction's
- * own), whatever the transaction's isolation level: catalog rows and stream
- * heads must never be read from a stale snapshot.
+ * Execute a plan as the extension's owner, marking the catalog writes as the
+ * extension's own (see projections_catalog_guard).
  */
-int
-ProjExecute(ProjPlanId id, Datum *values, const char *nulls, bool latest,
-			long count)
+static int
+ExecuteAsOwner(SPIPlanPtr plan, Datum *values, const char *nulls,
+			   Snapshot snapshot, long count)
 {
 	ProjSavedUser saved;
-	SPIPlanPtr	plan = ProjPlan(id);
 	int			ret;
 
 	ProjBecomeExtensionOwner(&saved);
 	internal_writes++;
 	PG_TRY();
 	{
-		ret = SPI_execute_snapshot(plan, values, nulls,
-								   latest ? GetLatestSnapshot() : InvalidSnapshot,
-								   InvalidSnapshot, false, true, count);
+		ret = SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot,
+								   false, true, count);
 	}
 	PG_FINALLY();
 	{
@@ -356,6 +352,20 @@ ProjExecute(ProjPlanId id, Datum *values, const char *nulls, bool latest,
 		elog(ERROR, "projections statement failed: %s",
 			 SPI_result_code_string(ret));
 	return ret;
+}
+
+/*
+ * Execute one of the extension's statements as the extension's owner.  With
+ * latest, the statement sees every committed change (and the transaction's
+ * own), whatever the transaction's isolation level: catalog rows and stream
+ * heads must never be read from a stale snapshot.
+ */
+int
+ProjExecute(ProjPlanId id, Datum *values, const char *nulls, bool latest,
+			long count)
+{
+	return ExecuteAsOwner(ProjPlan(id), values, nulls,
+						  latest ? GetLatestSnapshot() : InvalidSnapshot, count);
 }
 
 /*
@@ -508,23 +518,17 @@ ProjExecuteSql(const char *sql, int nargs, Oid *types, Datum *values,
 			   const char *nulls)
 {
 	ProjSavedUser saved;
+	SPIPlanPtr	plan;
 	int			ret;
 
 	ProjBecomeExtensionOwner(&saved);
-	internal_writes++;
-	PG_TRY();
-	{
-		ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-	}
-	PG_FINALLY();
-	{
-		internal_writes--;
-	}
-	PG_END_TRY();
+	plan = SPI_prepare(sql, nargs, types);
 	ProjRestoreUser(&saved);
-	if (ret < 0)
-		elog(ERROR, "projections statement failed: %s",
-			 SPI_result_code_string(ret));
+	if (plan == NULL)
+		elog(ERROR, "could not prepare projections statement: %s",
+			 SPI_result_code_string(SPI_result));
+	ret = ExecuteAsOwner(plan, values, nulls, InvalidSnapshot, 0);
+	SPI_freeplan(plan);
 	return ret;
 }
 
