@@ -14,7 +14,7 @@
 -- generate_history() appends everything in one transaction, and a transaction
 -- can append to only as many distinct streams as the lock table holds (each
 -- stream being appended to stays locked until commit), which with the default
--- max_locks_per_transaction = 64 is about 10,000 streams, or some 40,000
+-- max_locks_per_transaction = 64 is about 12,000 streams, or some 50,000
 -- events of this generator.
 --
 -- The history is built set-based in temporary tables, then appended with one
@@ -80,7 +80,8 @@ DECLARE
     slot_p    double precision;              -- a product is created in each slot
     staged    bigint;
     tables    constant text[] := ARRAY['gen_customer', 'gen_tier', 'gen_product',
-        'gen_product_update', 'gen_price', 'gen_order', 'gen_item', 'gen_review', 'gen_event'];
+        'gen_product_update', 'gen_price', 'gen_order', 'gen_item', 'gen_review',
+        'gen_line', 'gen_opinion', 'gen_life', 'gen_event'];
     tbl       text;
 BEGIN
     IF events IS NULL OR events < 1 THEN
@@ -108,8 +109,11 @@ BEGIN
         END LOOP;
 
         -- Every random() below is drawn by a query that reads generate_series()
-        -- or a temporary table (nested-loop joins at most): rows come in a
-        -- fixed order, so the same seed draws the same numbers for the same rows.
+        -- or a temporary table written once in one go (nested-loop joins at
+        -- most): rows come in a fixed order, so the same seed draws the same
+        -- numbers for the same rows.  (A subquery with random() in its
+        -- select list is never merged into the outer query, so its columns
+        -- are drawn once per row.)
 
         -- customers: customer i signs up in the first half of slot i
         CREATE TEMP TABLE gen_customer AS
@@ -120,10 +124,11 @@ BEGIN
                random() AS r_tier
         FROM generate_series(1, n_customers) AS i;
 
-        -- tier changes: some customers move up once, twice or three times
+        -- tier changes: some customers move up once, twice or three times,
+        -- a month or two apart
         CREATE TEMP TABLE gen_tier AS
         SELECT c.id AS customer, k,
-               c.created + k * (10 * day) + k * random() * 50 * day AS at,
+               c.created + k * 30 * day + random() * 20 * day AS at,
                (ARRAY['silver', 'gold', 'platinum'])[k] AS tier
         FROM gen_customer c
         CROSS JOIN LATERAL generate_series(1, CASE WHEN c.r_tier < 0.02 THEN 3
@@ -132,9 +137,20 @@ BEGIN
                                                    ELSE 0 END) AS k;
 
         -- products: product i is created in the first half of slot i; most
-        -- products numbered 10, 20, 30 ... are discontinued later in the year
+        -- products numbered 10, 20, 30 ... are discontinued later in the year.
+        -- kind (1..27) says what it is and in which category.
         CREATE TEMP TABLE gen_product AS
         SELECT s.*,
+               (ARRAY['Kettle', 'Teapot', 'Knife Set', 'Cutting Board', 'Coffee Grinder', 'Mug',
+                      'Backpack', 'Tent', 'Water Bottle', 'Hammock', 'Lantern',
+                      'Lamp', 'Blanket', 'Pillow', 'Rug', 'Clock', 'Vase',
+                      'Headphones', 'Speaker', 'Keyboard', 'Charger', 'Mouse',
+                      'Jacket', 'Scarf', 'Sneakers', 'Hat', 'Gloves'])[s.kind] AS noun,
+               (ARRAY['Kitchen', 'Kitchen', 'Kitchen', 'Kitchen', 'Kitchen', 'Kitchen',
+                      'Outdoors', 'Outdoors', 'Outdoors', 'Outdoors', 'Outdoors',
+                      'Home', 'Home', 'Home', 'Home', 'Home', 'Home',
+                      'Electronics', 'Electronics', 'Electronics', 'Electronics', 'Electronics',
+                      'Apparel', 'Apparel', 'Apparel', 'Apparel', 'Apparel'])[s.kind] AS category,
                CASE WHEN s.id % 10 = 0 AND s.r_del < 0.8
                     THEN s.created + 0.1 * year + s.r_del / 0.8 * (0.95 * year - s.created - 0.1 * year)
                END AS deleted
@@ -155,23 +171,6 @@ BEGIN
                    random() AS r_price
             FROM generate_series(1, n_products) AS i
         ) s;
-
-        -- what kind of product (1..27) is called and in which category it is
-        ALTER TABLE gen_product
-            ADD COLUMN noun text, ADD COLUMN category text;
-        UPDATE gen_product p
-        SET noun = k.noun, category = k.category
-        FROM (VALUES (1, 'Kettle', 'Kitchen'), (2, 'Teapot', 'Kitchen'), (3, 'Knife Set', 'Kitchen'),
-                     (4, 'Cutting Board', 'Kitchen'), (5, 'Coffee Grinder', 'Kitchen'), (6, 'Mug', 'Kitchen'),
-                     (7, 'Backpack', 'Outdoors'), (8, 'Tent', 'Outdoors'), (9, 'Water Bottle', 'Outdoors'),
-                     (10, 'Hammock', 'Outdoors'), (11, 'Lantern', 'Outdoors'),
-                     (12, 'Lamp', 'Home'), (13, 'Blanket', 'Home'), (14, 'Pillow', 'Home'),
-                     (15, 'Rug', 'Home'), (16, 'Clock', 'Home'), (17, 'Vase', 'Home'),
-                     (18, 'Headphones', 'Electronics'), (19, 'Speaker', 'Electronics'),
-                     (20, 'Keyboard', 'Electronics'), (21, 'Charger', 'Electronics'), (22, 'Mouse', 'Electronics'),
-                     (23, 'Jacket', 'Apparel'), (24, 'Scarf', 'Apparel'), (25, 'Sneakers', 'Apparel'),
-                     (26, 'Hat', 'Apparel'), (27, 'Gloves', 'Apparel')) AS k(kind, noun, category)
-        WHERE p.kind = k.kind;
 
         -- renames: 0 to 2 per product, spread between creation and deletion
         CREATE TEMP TABLE gen_product_update AS
@@ -240,55 +239,50 @@ BEGIN
 
         ANALYZE gen_product, gen_price, gen_order, gen_item, gen_review;
 
-        -- no more random() from here on.
+        -- No more random() from here on.
         -- An item or a review at time t takes a product of a slot that has
         -- passed at t; if that product has been discontinued by then, it takes
         -- the one before, which never is (its number is not a multiple of 10).
-        ALTER TABLE gen_item ADD COLUMN product bigint, ADD COLUMN price numeric;
-        UPDATE gen_item i
-        SET product = CASE WHEN p.deleted <= i.at THEN p.id - 1 ELSE p.id END
-        FROM gen_product p
-        WHERE p.id = (1 + floor(i.r_product * greatest(1, least(n_products, floor(i.at / slot_p)))))::bigint;
-        -- ... at its price at that time
-        UPDATE gen_item i
-        SET price = (SELECT pr.price FROM gen_price pr
-                     WHERE pr.product = i.product AND pr.at <= i.at
-                     ORDER BY pr.at DESC LIMIT 1);
+        -- An item costs the product's price at that time.
+        CREATE TEMP TABLE gen_line AS
+        SELECT i.order_id, i.k, i.at, i.quantity, l.product,
+               (SELECT pr.price FROM gen_price pr
+                WHERE pr.product = l.product AND pr.at <= i.at
+                ORDER BY pr.at DESC LIMIT 1) AS price
+        FROM gen_item i
+        JOIN gen_product p
+          ON p.id = (1 + floor(i.r_product * greatest(1, least(n_products, floor(i.at / slot_p)))))::bigint
+        CROSS JOIN LATERAL (SELECT CASE WHEN p.deleted <= i.at THEN p.id - 1 ELSE p.id END) AS l(product);
 
-        ALTER TABLE gen_review ADD COLUMN product bigint;
-        UPDATE gen_review r
-        SET product = CASE WHEN p.deleted <= r.at THEN p.id - 1 ELSE p.id END
-        FROM gen_product p
-        WHERE p.id = (1 + floor(r.r_product * greatest(1, least(n_products, floor(r.at / slot_p)))))::bigint;
+        CREATE TEMP TABLE gen_opinion AS
+        SELECT r.id, r.at, r.customer, r.rating,
+               CASE WHEN p.deleted <= r.at THEN p.id - 1 ELSE p.id END AS product
+        FROM gen_review r
+        JOIN gen_product p
+          ON p.id = (1 + floor(r.r_product * greatest(1, least(n_products, floor(r.at / slot_p)))))::bigint;
 
-        -- the life of each order after its items: times, totals, outcome
-        ALTER TABLE gen_order
-            ADD COLUMN removed_k integer, ADD COLUMN removed_at double precision,
-            ADD COLUMN total numeric, ADD COLUMN item_count integer,
-            ADD COLUMN cancelled_at double precision, ADD COLUMN shipped_at double precision,
-            ADD COLUMN completed_at double precision, ADD COLUMN refunded_at double precision;
-        UPDATE gen_order o
-        SET removed_k = CASE WHEN o.r_remove < 0.15 AND o.n_items >= 2 THEN 1 END,
-            removed_at = CASE WHEN o.r_remove < 0.15 AND o.n_items >= 2
-                              THEN o.created + o.n_items * 300 + 260 + o.g_remove * 580 END,
-            total = t.added - CASE WHEN o.r_remove < 0.15 AND o.n_items >= 2 THEN t.first ELSE 0 END,
-            item_count = o.n_items - CASE WHEN o.r_remove < 0.15 AND o.n_items >= 2 THEN 1 ELSE 0 END,
-            -- tl = o.created + o.n_items * 300 + 900: after every item and removal
-            cancelled_at = CASE WHEN o.r_outcome < 0.07
-                                THEN o.created + o.n_items * 300 + 900 + 1800 + o.g1 * 3 * day END,
-            shipped_at = CASE WHEN o.r_outcome >= 0.12
-                              THEN o.created + o.n_items * 300 + 900 + 7200 + o.g1 * 2 * day END
-        FROM (SELECT i.order_id,
+        -- the life of each order after its items (tl: after every item and
+        -- the removal): totals, times, outcome
+        CREATE TEMP TABLE gen_life AS
+        SELECT o.id, o.created, o.customer, o.reason,
+               CASE WHEN x.removes THEN 1 END AS removed_k,
+               CASE WHEN x.removes THEN o.created + o.n_items * 300 + 260 + o.g_remove * 580 END AS removed_at,
+               t.added - CASE WHEN x.removes THEN t.first ELSE 0 END AS total,
+               o.n_items - x.removes::integer AS item_count,
+               CASE WHEN o.r_outcome < 0.07 THEN x.tl + 1800 + o.g1 * 3 * day END AS cancelled_at,
+               s.shipped_at, c.completed_at,
+               CASE WHEN o.r_refund < 0.06 THEN c.completed_at + day + o.g3 * 25 * day END AS refunded_at
+        FROM gen_order o
+        JOIN (SELECT i.order_id,
                      sum(i.price * i.quantity) AS added,
                      sum(i.price * i.quantity) FILTER (WHERE i.k = 1) AS first
-              FROM gen_item i GROUP BY i.order_id) t
-        WHERE t.order_id = o.id;
-        UPDATE gen_order o
-        SET completed_at = o.shipped_at + day + o.g2 * 5 * day
-        WHERE o.shipped_at IS NOT NULL AND o.r_ship >= 0.08;
-        UPDATE gen_order o
-        SET refunded_at = o.completed_at + day + o.g3 * 25 * day
-        WHERE o.completed_at IS NOT NULL AND o.r_refund < 0.06;
+              FROM gen_line i GROUP BY i.order_id) t ON t.order_id = o.id
+        CROSS JOIN LATERAL (SELECT o.r_remove < 0.15 AND o.n_items >= 2,
+                                   o.created + o.n_items * 300 + 900) AS x(removes, tl)
+        CROSS JOIN LATERAL (SELECT CASE WHEN o.r_outcome >= 0.12
+                                        THEN x.tl + 7200 + o.g1 * 2 * day END) AS s(shipped_at)
+        CROSS JOIN LATERAL (SELECT CASE WHEN o.r_ship >= 0.08
+                                        THEN s.shipped_at + day + o.g2 * 5 * day END) AS c(completed_at);
 
         -- every event, with its time and its place in its stream (sub) for ties
         CREATE TEMP TABLE gen_event AS
@@ -308,7 +302,7 @@ BEGIN
         SELECT r.at, 'customer-' || r.customer, 5, r.id, 'ReviewSubmitted',
                jsonb_build_object('customer_id', r.customer::text, 'product_id', r.product::text,
                                   'rating', r.rating, 'submitted_at', ecommerce.gen_ts(r.at))
-        FROM gen_review r
+        FROM gen_opinion r
         UNION ALL
         SELECT p.created, 'product-' || p.id, 0, 0, 'ProductCreated',
                jsonb_build_object('product_id', p.id::text,
@@ -317,7 +311,9 @@ BEGIN
                                                         lower(p.noun), lower(p.material), p.use, p.feature),
                                   'category', p.category,
                                   'price', p.price,
-                                  'tags', jsonb_build_array(lower(p.category), p.tag1, p.tag2),
+                                  'tags', jsonb_build_array(lower(p.category), p.tag1)
+                                          || CASE WHEN p.tag2 <> p.tag1 THEN jsonb_build_array(p.tag2)
+                                                  ELSE '[]' END,
                                   'created_at', ecommerce.gen_ts(p.created))
         FROM gen_product p
         UNION ALL
@@ -343,38 +339,38 @@ BEGIN
         SELECT o.created, 'order-' || o.id, 0, 0, 'OrderCreated',
                jsonb_build_object('order_id', o.id::text, 'customer_id', o.customer::text,
                                   'created_at', ecommerce.gen_ts(o.created))
-        FROM gen_order o
+        FROM gen_life o
         UNION ALL
         SELECT i.at, 'order-' || i.order_id, i.k, 0, 'OrderItemAdded',
                jsonb_build_object('order_id', i.order_id::text, 'product_id', i.product::text,
                                   'price', i.price, 'quantity', i.quantity)
-        FROM gen_item i
+        FROM gen_line i
         UNION ALL
         SELECT o.removed_at, 'order-' || o.id, 5, 0, 'OrderItemRemoved',
                jsonb_build_object('order_id', o.id::text, 'product_id', i.product::text,
                                   'price', i.price, 'quantity', i.quantity)
-        FROM gen_order o JOIN gen_item i ON i.order_id = o.id AND i.k = o.removed_k
+        FROM gen_life o JOIN gen_line i ON i.order_id = o.id AND i.k = o.removed_k
         UNION ALL
         SELECT o.cancelled_at, 'order-' || o.id, 6, 0, 'OrderCancelled',
                jsonb_build_object('order_id', o.id::text, 'cancelled_at', ecommerce.gen_ts(o.cancelled_at),
                                   'reason', o.reason)
-        FROM gen_order o WHERE o.cancelled_at IS NOT NULL
+        FROM gen_life o WHERE o.cancelled_at IS NOT NULL
         UNION ALL
         SELECT o.shipped_at, 'order-' || o.id, 7, 0, 'OrderShipped',
                jsonb_build_object('order_id', o.id::text, 'shipped_at', ecommerce.gen_ts(o.shipped_at))
-        FROM gen_order o WHERE o.shipped_at IS NOT NULL
+        FROM gen_life o WHERE o.shipped_at IS NOT NULL
         UNION ALL
         SELECT o.completed_at, 'order-' || o.id, 8, 0, 'OrderCompleted',
                jsonb_build_object('order_id', o.id::text, 'customer_id', o.customer::text,
                                   'total_amount', o.total, 'item_count', o.item_count,
                                   'completed_at', ecommerce.gen_ts(o.completed_at))
-        FROM gen_order o WHERE o.completed_at IS NOT NULL
+        FROM gen_life o WHERE o.completed_at IS NOT NULL
         UNION ALL
         SELECT o.refunded_at, 'order-' || o.id, 9, 0, 'OrderRefunded',
                jsonb_build_object('order_id', o.id::text, 'customer_id', o.customer::text,
                                   'refund_amount', o.total,
                                   'original_completed_at', ecommerce.gen_ts(o.completed_at))
-        FROM gen_order o WHERE o.refunded_at IS NOT NULL;
+        FROM gen_life o WHERE o.refunded_at IS NOT NULL;
 
         SELECT count(*) INTO staged FROM gen_event;
         EXIT WHEN staged >= events;
@@ -384,11 +380,11 @@ BEGIN
     -- the first `events` events in time order: a prefix of a causal history
     -- is causal
     CREATE TEMP TABLE gen_history AS
-    SELECT row_number() OVER () AS seq, e.stream_id, e.event_type, e.data
-    FROM (SELECT e.stream_id, e.event_type, e.data
-          FROM gen_event e
-          ORDER BY e.at, e.stream_id, e.sub, e.tie
-          LIMIT events) e;
+    SELECT row_number() OVER w AS seq, e.stream_id, e.event_type, e.data
+    FROM gen_event e
+    WINDOW w AS (ORDER BY e.at, e.stream_id, e.sub, e.tie)
+    ORDER BY e.at, e.stream_id, e.sub, e.tie
+    LIMIT events;
     CREATE UNIQUE INDEX ON gen_history (seq);
 
     FOREACH tbl IN ARRAY tables LOOP
@@ -429,7 +425,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ecommerce.generate_history(bigint, double precision) IS
-'Appends a simulated e-commerce history of `events` events (all 14 types, causal order) in this transaction; deterministic for a seed in [-1, 1]. For more than some 40,000 events use CALL ecommerce.load_history().';
+'Appends a simulated e-commerce history of `events` events (all 14 types, causal order) in this transaction; deterministic for a seed in [-1, 1]. For more than some 50,000 events use CALL ecommerce.load_history().';
 
 CREATE OR REPLACE PROCEDURE ecommerce.load_history(
     events bigint,
