@@ -26,6 +26,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# every object depends on the shared headers
+$(OBJS): $(HEADERS)
+
 # pgTAP: behavioural unit tests (test/pgtap), through pg_prove on a throwaway cluster
 .PHONY: pgtapcheck
 pgtapcheck:

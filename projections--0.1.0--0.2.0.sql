@@ -8,9 +8,7 @@ RETURNS integer
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(max(e.stream_version), 0)
-    FROM projections.events e
-    WHERE e.stream_id = $1
+    SELECT coalesce((SELECT s.version FROM projections.streams s WHERE s.stream_id = $1), 0)
 $$;
 COMMENT ON FUNCTION projections.stream_version(text) IS
 'The version a stream is at (0 if it has no events): what expected_version is compared with.';

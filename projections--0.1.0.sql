@@ -15,6 +15,14 @@ INSERT INTO projections.key_offset DEFAULT VALUES;
 COMMENT ON TABLE projections.key_offset IS
 'Internal: added to transaction ids to make ordering keys; moves forward after a restore from another cluster.';
 
+CREATE TABLE projections.streams (
+    stream_id text PRIMARY KEY,
+    version integer NOT NULL CHECK (version > 0),
+    last_key bigint NOT NULL
+) WITH (fillfactor = 50);
+COMMENT ON TABLE projections.streams IS
+'Internal: each stream''s last version and ordering key; its row is locked by the transaction appending to the stream.';
+
 CREATE SEQUENCE projections.events_global_position_seq AS bigint;
 COMMENT ON SEQUENCE projections.events_global_position_seq IS
 'Global positions of events.';
@@ -158,8 +166,11 @@ CREATE TRIGGER failed_event_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON project
     FOR EACH STATEMENT EXECUTE FUNCTION projections._catalog_guard();
 CREATE TRIGGER key_offset_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON projections.key_offset
     FOR EACH STATEMENT EXECUTE FUNCTION projections._catalog_guard();
+CREATE TRIGGER streams_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON projections.streams
+    FOR EACH STATEMENT EXECUTE FUNCTION projections._catalog_guard();
 
--- pg_dump carries events, positions, projections and checkpoints
+-- pg_dump carries events, positions, projections and checkpoints (streams
+-- are rebuilt from the restored events)
 SELECT pg_catalog.pg_extension_config_dump('projections.events', '');
 SELECT pg_catalog.pg_extension_config_dump('projections.events_global_position_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('projections.projection', '');
@@ -217,7 +228,7 @@ CREATE FUNCTION projections.wait(name text, up_to bigint DEFAULT NULL,
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'projections_wait' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION projections.wait(text, bigint, interval) IS
-'Waits until the projection has applied every committed event up to position up_to (NULL: the head now); false on timeout.';
+'Waits until the projection has applied every committed event up to position up_to (NULL: the head now); false on timeout, or at once if it is paused or failed.';
 
 ------------------------------------------------------------------------------
 -- Inline projections

@@ -82,6 +82,10 @@ SELECT projections.pause('tally');
 SELECT projections.append('s-0', 'Even', '{}') > 0 AS appended;
 SELECT projections.run('tally');
 SELECT name, state, lag FROM projections.status;
+-- waiting for a paused projection returns false at once, not at the timeout
+SET statement_timeout = '3s';
+SELECT projections.wait('tally', timeout => '1 min');
+RESET statement_timeout;
 SELECT projections.resume('tally');
 SELECT projections.resume('tally');
 SELECT projections.run('tally');

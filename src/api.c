@@ -196,6 +196,7 @@ LoadForChange(const char *name)
 
 	ProjCheckOwner(def);
 	(void) ProjLockProjection(name, true);
+	ProjNoteCatalogChange();
 	return ProjLoadOrError(name);
 }
 
@@ -222,12 +223,9 @@ ApplyNext(const char *name, bool is_inline)
 	bool		more;
 
 	if (is_inline)
-		(void) ProjApply(name, PROJ_CALLER_RUN, 0, &more);
+		(void) ProjApply(name, PROJ_CALLER_RUN, 0, &more, NULL);
 	else
-	{
 		WarnIfNoWorker(name);
-		ProjNoteAppend();
-	}
 }
 
 /*
@@ -274,6 +272,7 @@ projections_register(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	(void) ProjLockProjection(name, true);
+	ProjNoteCatalogChange();
 	ProjExecuteSql("INSERT INTO projections.projection (name, handler, reset,"
 				   " event_types, mode, on_error, owner, search_path)"
 				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -496,7 +495,7 @@ projections_run(PG_FUNCTION_ARGS)
 	}
 	if (!PG_ARGISNULL(1) && max_events == 0)
 		PG_RETURN_INT64(0);
-	PG_RETURN_INT64(ProjApply(name, PROJ_CALLER_RUN, max_events, &more));
+	PG_RETURN_INT64(ProjApply(name, PROJ_CALLER_RUN, max_events, &more, NULL));
 }
 
 /*
@@ -547,33 +546,45 @@ KeyPair(int64 *key, int64 *pos)
 	return true;
 }
 
+typedef enum WaitOutcome
+{
+	WAIT_REACHED,				/* the checkpoint is there */
+	WAIT_NOT_YET,
+	WAIT_STOPPED				/* paused or failed: it will not get there */
+} WaitOutcome;
+
 /*
- * Has the projection's committed checkpoint reached (key, pos)?  Also true
- * for an active inline projection.  The row is read with the latest
- * snapshot: only what has committed counts.
+ * Has the projection's committed checkpoint reached (key, pos)?  An active
+ * inline projection always has.  The row is read with the latest snapshot:
+ * only what has committed counts.
  */
-static bool
+static WaitOutcome
 Reached(const char *name, int64 key, int64 pos)
 {
 	Datum		arg = CStringGetTextDatum(name);
 	int64		ck;
 	int64		cpos;
 	bool		isnull;
+	char	   *state;
 
 	ProjExecute(PLAN_READ_CHECKPOINT, &arg, NULL, true, 1);
 	if (!KeyPair(&ck, &cpos))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("projection \"%s\" was unregistered while waiting", name)));
+	state = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	if (strcmp(state, "active") != 0)
+		return WAIT_STOPPED;
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
-		return true;
-	return ck > key || (ck == key && cpos >= pos);
+		return WAIT_REACHED;
+	return (ck > key || (ck == key && cpos >= pos)) ? WAIT_REACHED : WAIT_NOT_YET;
 }
 
 /*
  * projections.wait(name, up_to, timeout): block until the projection has
  * applied every committed event at or below position up_to (NULL: every
- * event that is safe to read now).  Returns false on timeout.
+ * event that is safe to read now).  Returns false on timeout, and at once
+ * when the projection is paused or failed.
  */
 Datum
 projections_wait(PG_FUNCTION_ARGS)
@@ -640,10 +651,16 @@ projections_wait(PG_FUNCTION_ARGS)
 						   "cannot be applied before it commits."),
 				 errhint("Commit first, then call projections.wait().")));
 
-	if (Reached(name, key, pos))
+	switch (Reached(name, key, pos))
 	{
-		SPI_finish();
-		PG_RETURN_BOOL(true);
+		case WAIT_REACHED:
+			SPI_finish();
+			PG_RETURN_BOOL(true);
+		case WAIT_STOPPED:
+			SPI_finish();
+			PG_RETURN_BOOL(false);
+		case WAIT_NOT_YET:
+			break;
 	}
 	if (!ProjWorkerExpected())
 		ereport(WARNING,
@@ -659,10 +676,13 @@ projections_wait(PG_FUNCTION_ARGS)
 	{
 		long		wait_ms;
 
+		WaitOutcome outcome;
+
 		CHECK_FOR_INTERRUPTS();
-		if (Reached(name, key, pos))
+		outcome = Reached(name, key, pos);
+		if (outcome != WAIT_NOT_YET)
 		{
-			result = true;
+			result = outcome == WAIT_REACHED;
 			break;
 		}
 		wait_ms = (long) ((deadline - GetCurrentTimestamp()) / 1000);

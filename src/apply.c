@@ -566,11 +566,14 @@ CheckHandler(ApplyState *st)
  * The worker passes PROJ_CALLER_WORKER: one batch of projections.batch_size
  * events, and nothing at all if another session is applying the projection.
  * run() passes PROJ_CALLER_RUN: wait for the projection, apply up to
- * max_events (all, if 0 or less).  *more is set when events may remain.
- * Returns the number of events applied.  The caller has an active snapshot.
+ * max_events (all, if 0 or less).  *more is set when events may remain;
+ * *blocked (if asked for) when everything safe was applied but committed
+ * events wait behind the safe key.  Returns the number of events applied.
+ * The caller has an active snapshot.
  */
 int64
-ProjApply(const char *name, ProjApplyCaller caller, int64 max_events, bool *more)
+ProjApply(const char *name, ProjApplyCaller caller, int64 max_events, bool *more,
+		  bool *blocked)
 {
 	MemoryContext cxt;
 	MemoryContext oldcxt;
@@ -581,6 +584,8 @@ ProjApply(const char *name, ProjApplyCaller caller, int64 max_events, bool *more
 	bool		activated = false;
 
 	*more = false;
+	if (blocked)
+		*blocked = false;
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "projections apply",
 								ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);
@@ -669,6 +674,17 @@ ProjApply(const char *name, ProjApplyCaller caller, int64 max_events, bool *more
 	}
 	applied = st.applied;
 	*more = !st.drained && !st.failed;
+
+	/* drained, but committed events wait at or above the safe key? */
+	if (blocked && st.drained && !st.failed && !activated)
+	{
+		bool		isnull;
+		Datum		max_key;
+
+		ProjExecute(PLAN_MAX_EVENT_KEY, NULL, NULL, false, 1);
+		max_key = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		*blocked = !isnull && DatumGetInt64(max_key) >= st.horizon;
+	}
 
 done:
 	SPI_finish();

@@ -102,7 +102,8 @@ static const ProjPlanSpec plan_specs[PLAN_COUNT] = {
 	[PLAN_PROBE_EVENTS] = {
 		"SELECT 1 FROM projections.events e"
 		" WHERE (e.ordering_key, e.global_position) > ($1, $2)"
-		" AND e.ordering_key < $3 LIMIT 1",
+		" AND e.ordering_key < $3"
+		" ORDER BY e.ordering_key, e.global_position LIMIT 1",
 		3, {INT8OID, INT8OID, INT8OID}
 	},
 	[PLAN_RECORD_FAILURE] = {
@@ -131,10 +132,21 @@ static const ProjPlanSpec plan_specs[PLAN_COUNT] = {
 		" WHERE inline_active AND state = 'active' ORDER BY name",
 		0, {InvalidOid}
 	},
-	[PLAN_STREAM_HEAD] = {
-		"SELECT stream_version, ordering_key FROM projections.events"
-		" WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
-		1, {TEXTOID}
+	[PLAN_ADVANCE_STREAM] = {
+		"INSERT INTO projections.streams AS s (stream_id, version, last_key)"
+		" VALUES ($1, 1, $2)"
+		" ON CONFLICT (stream_id) DO UPDATE SET version = s.version + 1,"
+		" last_key = greatest(s.last_key, excluded.last_key)"
+		" RETURNING version, last_key",
+		2, {TEXTOID, INT8OID}
+	},
+	[PLAN_RESTORE_STREAM] = {
+		"INSERT INTO projections.streams AS s (stream_id, version, last_key)"
+		" VALUES ($1, $2, $3)"
+		" ON CONFLICT (stream_id) DO UPDATE SET"
+		" version = greatest(s.version, excluded.version),"
+		" last_key = greatest(s.last_key, excluded.last_key)",
+		3, {TEXTOID, INT4OID, INT8OID}
 	},
 	[PLAN_INSERT_EVENT] = {
 		"INSERT INTO projections.events (stream_id, stream_version, event_type,"
@@ -172,7 +184,7 @@ static const ProjPlanSpec plan_specs[PLAN_COUNT] = {
 		3, {INT8OID, INT8OID, INT8OID}
 	},
 	[PLAN_READ_CHECKPOINT] = {
-		"SELECT checkpoint_key, checkpoint_position, inline_active"
+		"SELECT checkpoint_key, checkpoint_position, inline_active, state"
 		" FROM projections.projection WHERE name = $1",
 		1, {TEXTOID}
 	},
@@ -242,12 +254,14 @@ ProjExtGet(bool missing_ok)
 			info.offset_relid = get_relname_relid("key_offset", info.schema_oid);
 			info.sequence_relid = get_relname_relid("events_global_position_seq",
 													info.schema_oid);
+			info.streams_relid = get_relname_relid("streams", info.schema_oid);
 			if (OidIsValid(info.events_relid))
 				info.events_type = get_rel_type_id(info.events_relid);
 		}
 
 		if (!OidIsValid(info.events_relid) || !OidIsValid(info.catalog_relid) ||
-			!OidIsValid(info.offset_relid) || !OidIsValid(info.sequence_relid))
+			!OidIsValid(info.offset_relid) || !OidIsValid(info.sequence_relid) ||
+			!OidIsValid(info.streams_relid))
 		{
 			if (missing_ok)
 				return NULL;

@@ -4,13 +4,14 @@
  *	  The event store: append, append_many, and the triggers that give a
  *	  plain INSERT into projections.events the same guarantees as append.
  *
- * Appending to a stream takes an advisory lock on the stream (in memory,
- * transaction-scoped), reads the stream's head with a snapshot that sees
- * every committed event, checks the expected version, and assigns the next
- * version, the ordering key and the global position.  Two concurrent
- * appends to one stream therefore serialize on the lock, and the second
- * sees the first's event: with an expected version it fails with SQLSTATE
- * 40001, without one it takes the next version.
+ * Every append, by any path, goes through the BEFORE INSERT trigger, which
+ * advances the stream's row in projections.streams (an upsert that returns
+ * the new version and ordering key) and assigns the global position.  The
+ * stream's row stays locked until the appending transaction ends, so two
+ * concurrent appends to one stream serialize on it, and the second sees the
+ * first's version: with an expected version it fails with SQLSTATE 40001,
+ * without one it takes the next version.  Row locks live in the tuples, not
+ * in the lock table, so one transaction may append to any number of streams.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,10 +23,8 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -63,73 +62,6 @@ bool		proj_trusted_row = false;
 bool		proj_maintenance = false;
 
 /*
- * The version and key append() computed for the row it is inserting, so the
- * trigger need not read the stream head a second time.  Only valid while
- * append() runs its INSERT.
- */
-typedef struct PendingAppend
-{
-	bool		active;
-	const char *stream_id;
-	int32		version;
-	int64		key;
-} PendingAppend;
-
-static PendingAppend pending = {false, NULL, 0, 0};
-
-/*
- * The head of a stream: its last version (0 if empty) and that event's
- * ordering key.
- */
-typedef struct StreamHead
-{
-	int32		version;
-	int64		key;
-} StreamHead;
-
-/*
- * Lock one stream for appending until the end of the transaction.
- */
-static void
-LockStream(const char *stream_id)
-{
-	LOCKTAG		tag;
-	uint64		h = hash_bytes_extended((const unsigned char *) stream_id,
-										strlen(stream_id), 0);
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
-						 PROJ_LOCK_STREAM);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-}
-
-/*
- * Read a stream's head with a snapshot that sees every committed event; the
- * caller holds the stream lock, so nobody else can extend it meanwhile.
- */
-static StreamHead
-ReadStreamHead(const char *stream_id)
-{
-	StreamHead	head = {0, 0};
-	Datum		arg = CStringGetTextDatum(stream_id);
-
-	SPI_connect();
-	ProjExecute(PLAN_STREAM_HEAD, &arg, NULL, true, 1);
-	if (SPI_processed > 0)
-	{
-		bool		isnull;
-
-		head.version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-												   SPI_tuptable->tupdesc, 1,
-												   &isnull));
-		head.key = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 2,
-											   &isnull));
-	}
-	SPI_finish();
-	return head;
-}
-
-/*
  * Check the expected version against the stream's head.  A mismatch is a
  * serialization failure: the client re-reads the stream and retries.
  */
@@ -144,16 +76,6 @@ CheckExpectedVersion(const char *stream_id, int32 expected, int32 actual)
 						   expected, actual),
 				 errhint("Read the stream again and retry, as after any "
 						 "serialization failure.")));
-}
-
-static int32
-NextVersion(const char *stream_id, int32 current, int32 count)
-{
-	if (current > PG_INT32_MAX - count)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("stream \"%s\" has reached its maximum version", stream_id)));
-	return current + 1;
 }
 
 static void
@@ -263,37 +185,35 @@ RethrowWithoutInsertContext(MemoryContext cxt)
 }
 
 /*
- * Insert one event through the events table (so that its triggers run),
- * with the version and ordering key already decided.  Returns its global
- * position.
+ * Insert one event through the events table, whose trigger assigns its
+ * version, key and position (and checks the expected version, passed as
+ * stream_version = expected + 1).  Returns its global position.
  */
 static int64
-InsertEvent(const char *stream_id, text *stream_id_text, int32 version,
-			int64 key, text *event_type, Jsonb *data, Jsonb *metadata)
+InsertEvent(text *stream_id, int32 expected, text *event_type, Jsonb *data,
+			Jsonb *metadata)
 {
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	int64		position;
 
-	values[0] = PointerGetDatum(stream_id_text);
-	values[1] = Int32GetDatum(version);
+	values[0] = PointerGetDatum(stream_id);
+	if (expected >= 0)
+		values[1] = Int32GetDatum(expected + 1);
+	else
+		nulls[1] = 'n';
 	values[2] = PointerGetDatum(event_type);
 	values[3] = JsonbPGetDatum(data);
 	values[4] = JsonbPGetDatum(metadata);
 
-	pending.active = true;
-	pending.stream_id = stream_id;
-	pending.version = version;
-	pending.key = key;
 	PG_TRY();
 	{
-		ProjExecute(PLAN_INSERT_EVENT, values, NULL, false, 0);
-		pending.active = false;
+		ProjExecute(PLAN_INSERT_EVENT, values, nulls, false, 0);
 	}
 	PG_CATCH();
 	{
-		pending.active = false;
 		RethrowWithoutInsertContext(caller_cxt);
 	}
 	PG_END_TRY();
@@ -317,23 +237,13 @@ projections_append(PG_FUNCTION_ARGS)
 	Jsonb	   *data = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
 	Jsonb	   *metadata = PG_ARGISNULL(3) ? EmptyObject() : PG_GETARG_JSONB_P(3);
 	int32		expected = CheckExpectedArg(fcinfo, 4);
-	char	   *stream;
-	StreamHead	head;
 	int64		position;
 
 	CheckEvent(stream_id, event_type, data, metadata);
 	(void) ProjExtGet(false);
 
-	stream = text_to_cstring(stream_id);
-	LockStream(stream);
-	head = ReadStreamHead(stream);
-	if (expected >= 0)
-		CheckExpectedVersion(stream, expected, head.version);
-
 	SPI_connect();
-	position = InsertEvent(stream, stream_id, NextVersion(stream, head.version, 1),
-						   Max(ProjNewKeyBase(), head.key),
-						   event_type, data, metadata);
+	position = InsertEvent(stream_id, expected, event_type, data, metadata);
 	SPI_finish();
 
 	PG_RETURN_INT64(position);
@@ -373,14 +283,11 @@ projections_append_many(PG_FUNCTION_ARGS)
 	text	   *stream_id = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 	Jsonb	   *events = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 	int32		expected = CheckExpectedArg(fcinfo, 2);
-	char	   *stream;
 	int			count;
 	text	  **types;
 	Jsonb	  **datas;
 	Jsonb	  **metas;
 	Datum	   *positions;
-	StreamHead	head;
-	int64		key;
 	int			i;
 
 	CheckText("stream_id", stream_id);
@@ -429,19 +336,12 @@ projections_append_many(PG_FUNCTION_ARGS)
 	}
 
 	(void) ProjExtGet(false);
-	stream = text_to_cstring(stream_id);
-	LockStream(stream);
-	head = ReadStreamHead(stream);
-	if (expected >= 0)
-		CheckExpectedVersion(stream, expected, head.version);
-	(void) NextVersion(stream, head.version, count);
-	key = Max(ProjNewKeyBase(), head.key);
 
+	/* the first insert checks the expected version and locks the stream */
 	positions = palloc(sizeof(Datum) * count);
 	SPI_connect();
 	for (i = 0; i < count; i++)
-		positions[i] = Int64GetDatum(InsertEvent(stream, stream_id,
-												 head.version + 1 + i, key,
+		positions[i] = Int64GetDatum(InsertEvent(stream_id, i == 0 ? expected : -1,
 												 types[i], datas[i], metas[i]));
 	SPI_finish();
 
@@ -509,6 +409,18 @@ AcceptRestoredRow(Relation rel, Datum *values, bool *nulls, int *col)
 		(int64) U64FromFullTransactionId(ReadNextFullTransactionId()) +
 		ProjKeyOffset())
 		CacheInvalidateRelcacheByRelid(ext->offset_relid);
+
+	/* the stream's row follows the restored events */
+	{
+		Datum		args[3];
+
+		args[0] = values[col[EV_STREAM_ID]];
+		args[1] = values[col[EV_STREAM_VERSION]];
+		args[2] = values[col[EV_ORDERING_KEY]];
+		SPI_connect();
+		ProjExecute(PLAN_RESTORE_STREAM, args, NULL, false, 0);
+		SPI_finish();
+	}
 	proj_trusted_row = true;
 }
 
@@ -527,7 +439,6 @@ projections_events_before_insert(PG_FUNCTION_ARGS)
 	Datum		values[MaxTupleAttributeNumber];
 	bool		nulls[MaxTupleAttributeNumber];
 	int			col[EV_NCOLUMNS];
-	char	   *stream;
 	int32		version;
 	int64		key;
 	HeapTuple	result;
@@ -551,47 +462,41 @@ projections_events_before_insert(PG_FUNCTION_ARGS)
 		return PointerGetDatum(trigdata->tg_trigtuple);
 	}
 
-	stream = nulls[col[EV_STREAM_ID]] ? NULL :
-		TextDatumGetCString(values[col[EV_STREAM_ID]]);
+	CheckEvent(nulls[col[EV_STREAM_ID]] ? NULL :
+			   DatumGetTextPP(values[col[EV_STREAM_ID]]),
+			   nulls[col[EV_EVENT_TYPE]] ? NULL :
+			   DatumGetTextPP(values[col[EV_EVENT_TYPE]]),
+			   nulls[col[EV_DATA]] ? NULL :
+			   DatumGetJsonbP(values[col[EV_DATA]]),
+			   nulls[col[EV_METADATA]] ? NULL :
+			   DatumGetJsonbP(values[col[EV_METADATA]]));
+	if (!nulls[col[EV_STREAM_VERSION]] &&
+		DatumGetInt32(values[col[EV_STREAM_VERSION]]) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stream_version must be at least 1"),
+				 errhint("Leave stream_version out to append at the end "
+						 "of the stream.")));
 
-	if (pending.active && stream != NULL && strcmp(stream, pending.stream_id) == 0 &&
-		!nulls[col[EV_STREAM_VERSION]] &&
-		DatumGetInt32(values[col[EV_STREAM_VERSION]]) == pending.version)
+	/* advance the stream: next version, and its key */
 	{
-		/* append() validated the event and decided version and key */
-		version = pending.version;
-		key = pending.key;
-		pending.active = false;
-	}
-	else
-	{
-		StreamHead	head;
+		Datum		args[2];
+		bool		isnull;
 
-		CheckEvent(nulls[col[EV_STREAM_ID]] ? NULL :
-				   DatumGetTextPP(values[col[EV_STREAM_ID]]),
-				   nulls[col[EV_EVENT_TYPE]] ? NULL :
-				   DatumGetTextPP(values[col[EV_EVENT_TYPE]]),
-				   nulls[col[EV_DATA]] ? NULL :
-				   DatumGetJsonbP(values[col[EV_DATA]]),
-				   nulls[col[EV_METADATA]] ? NULL :
-				   DatumGetJsonbP(values[col[EV_METADATA]]));
-		if (!nulls[col[EV_STREAM_VERSION]] &&
-			DatumGetInt32(values[col[EV_STREAM_VERSION]]) < 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("stream_version must be at least 1"),
-					 errhint("Leave stream_version out to append at the end "
-							 "of the stream.")));
-
-		LockStream(stream);
-		head = ReadStreamHead(stream);
-		if (!nulls[col[EV_STREAM_VERSION]])
-			CheckExpectedVersion(stream,
-								 DatumGetInt32(values[col[EV_STREAM_VERSION]]) - 1,
-								 head.version);
-		version = NextVersion(stream, head.version, 1);
-		key = Max(ProjNewKeyBase(), head.key);
+		args[0] = values[col[EV_STREAM_ID]];
+		args[1] = Int64GetDatum(ProjNewKeyBase());
+		SPI_connect();
+		ProjExecute(PLAN_ADVANCE_STREAM, args, NULL, false, 1);
+		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+		key = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 2, &isnull));
+		SPI_finish();
 	}
+	if (!nulls[col[EV_STREAM_VERSION]])
+		CheckExpectedVersion(TextDatumGetCString(values[col[EV_STREAM_ID]]),
+							 DatumGetInt32(values[col[EV_STREAM_VERSION]]) - 1,
+							 version - 1);
 
 	values[col[EV_STREAM_VERSION]] = Int32GetDatum(version);
 	nulls[col[EV_STREAM_VERSION]] = false;

@@ -41,9 +41,8 @@
 #define PROJ_MAX_NAME_LEN		(NAMEDATALEN - 1)
 #define PROJ_NOTIFY_CHANNEL		"projections"
 
-/* advisory lock classes (locktag_field4) used by projections */
-#define PROJ_LOCK_STREAM		0x5053	/* one stream, while appending */
-#define PROJ_LOCK_PROJECTION	0x5050	/* one projection, while applying */
+/* advisory lock class (locktag_field4) of a projection being applied */
+#define PROJ_LOCK_PROJECTION	0x5050
 
 /* ---- GUCs (projections.c) ---- */
 extern bool proj_enabled;
@@ -73,6 +72,7 @@ typedef struct ProjDbSlot
 	Latch	   *latch;			/* worker's latch while it runs */
 	int			state;			/* a ProjWorkerState */
 	pg_atomic_uint32 suspend;	/* > 0: a database-level command needs it gone */
+	pg_atomic_uint32 catalog_version;	/* bumped by each change to the catalog */
 	ConditionVariable progress; /* broadcast after each committed batch */
 } ProjDbSlot;
 
@@ -100,6 +100,7 @@ extern void ProjWakeLauncher(bool this_database);
 extern void ProjWakeWorker(void);
 extern void ProjNoteAppend(void);
 extern void ProjNoteProgress(void);
+extern void ProjNoteCatalogChange(void);
 extern void ProjNoteLauncherPoke(void);
 extern void ProjNoteDatabaseCreated(void);
 extern void ProjXactCallback(XactEvent event, void *arg);
@@ -123,6 +124,7 @@ typedef struct ProjExtInfo
 	Oid			catalog_relid;	/* projections.projection */
 	Oid			offset_relid;	/* projections.key_offset */
 	Oid			sequence_relid; /* projections.events_global_position_seq */
+	Oid			streams_relid;	/* projections.streams */
 } ProjExtInfo;
 
 typedef struct ProjSavedUser
@@ -173,7 +175,8 @@ typedef enum ProjPlanId
 	PLAN_RECORD_SKIPPED,
 	PLAN_LIST_ASYNC,
 	PLAN_LIST_INLINE,
-	PLAN_STREAM_HEAD,
+	PLAN_ADVANCE_STREAM,
+	PLAN_RESTORE_STREAM,
 	PLAN_INSERT_EVENT,
 	PLAN_READ_OFFSET,
 	PLAN_MAX_KEY,
@@ -232,7 +235,7 @@ extern void ProjCallEnter(ProjCall *call);
 extern void ProjCallLeave(ProjCall *call);
 extern void ProjCallEvent(ProjCall *call, Datum event);
 extern int64 ProjApply(const char *name, ProjApplyCaller caller,
-					   int64 max_events, bool *more);
+					   int64 max_events, bool *more, bool *blocked);
 extern void ProjDeactivateInline(ProjectionDef *def);
 extern bool ProjErrorIsTransient(int sqlerrcode);
 

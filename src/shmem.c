@@ -33,6 +33,7 @@ static bool xact_appended = false;
 static bool xact_progressed = false;
 static bool xact_poke_launcher = false;
 static bool xact_rescan = false;
+static bool xact_catalog_changed = false;
 
 /* this backend's slot, found once and checked on each use */
 static int	my_slot = -1;
@@ -65,6 +66,7 @@ ProjSharedShmemInit(void)
 		for (i = 0; i < proj_max_databases; i++)
 		{
 			pg_atomic_init_u32(&ProjSharedState->slots[i].suspend, 0);
+			pg_atomic_init_u32(&ProjSharedState->slots[i].catalog_version, 0);
 			ConditionVariableInit(&ProjSharedState->slots[i].progress);
 		}
 	}
@@ -154,6 +156,13 @@ ProjNoteProgress(void)
 	xact_progressed = true;
 }
 
+/* The current transaction changed a projection: the worker looks again. */
+void
+ProjNoteCatalogChange(void)
+{
+	xact_catalog_changed = true;
+}
+
 /* The current transaction created the extension. */
 void
 ProjNoteLauncherPoke(void)
@@ -180,7 +189,14 @@ ProjXactCallback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (ProjSharedState != NULL)
 			{
-				if (xact_appended)
+				if (xact_catalog_changed)
+				{
+					ProjDbSlot *slot = ProjSlotForDatabase(MyDatabaseId);
+
+					if (slot != NULL)
+						pg_atomic_fetch_add_u32(&slot->catalog_version, 1);
+				}
+				if (xact_appended || xact_catalog_changed)
 					ProjWakeWorker();
 				if (xact_progressed)
 				{
@@ -192,12 +208,14 @@ ProjXactCallback(XactEvent event, void *arg)
 				if (xact_poke_launcher || xact_rescan)
 					ProjWakeLauncher(xact_poke_launcher);
 			}
-			xact_appended = xact_progressed = xact_poke_launcher = xact_rescan = false;
+			xact_appended = xact_progressed = xact_poke_launcher = xact_rescan =
+				xact_catalog_changed = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			xact_appended = xact_progressed = xact_poke_launcher = xact_rescan = false;
+			xact_appended = xact_progressed = xact_poke_launcher = xact_rescan =
+				xact_catalog_changed = false;
 			break;
 		default:
 			break;

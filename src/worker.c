@@ -60,6 +60,12 @@ typedef struct Backoff
 
 static ProjDbSlot *my_slot = NULL;
 static char my_dbname[NAMEDATALEN];
+
+/* the async projections to apply, read again when the catalog changes */
+static MemoryContext names_cxt = NULL;
+static List *names = NIL;
+static uint32 names_version = 0;
+static TimestampTz names_at = 0;
 static HTAB *backoffs = NULL;
 static MemoryContext round_cxt = NULL;
 
@@ -67,6 +73,9 @@ static MemoryContext round_cxt = NULL;
 static TransactionId stall_xid = InvalidTransactionId;
 static TimestampTz stall_since = 0;
 static bool stall_warned = false;
+
+static void WorkerExit(ProjWorkerState state) pg_attribute_noreturn();
+static void ExtensionGone(void) pg_attribute_noreturn();
 
 static void
 WorkerDetach(int code, Datum arg)
@@ -85,18 +94,28 @@ WorkerExit(ProjWorkerState state)
 	proc_exit(0);
 }
 
+static void
+ExtensionGone(void)
+{
+	ereport(LOG,
+			(errmsg("projections worker exiting: the extension is not "
+					"installed in database \"%s\"", my_dbname)));
+	WorkerExit(PROJ_WORKER_NO_EXTENSION);
+}
+
 /*
- * Log, once per holder, that an open transaction has held the safe key for
- * longer than projections.stall_warning.
+ * Committed events wait behind the safe key, held by the transaction with
+ * xid xmin: log once per holder, after projections.stall_warning, which
+ * transaction it is.  Runs inside a transaction.
  */
 static void
-WatchStall(bool blocked, TransactionId xmin)
+NoteStall(TransactionId xmin)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (!blocked || xmin != stall_xid)
+	if (xmin != stall_xid)
 	{
-		stall_xid = blocked ? xmin : InvalidTransactionId;
+		stall_xid = xmin;
 		stall_since = now;
 		stall_warned = false;
 		return;
@@ -106,6 +125,7 @@ WatchStall(bool blocked, TransactionId xmin)
 		return;
 
 	stall_warned = true;
+	SPI_connect();
 	if (SPI_execute("SELECT description FROM projections._horizon_holder()",
 					true, 1) == SPI_OK_SELECT && SPI_processed > 0)
 	{
@@ -121,51 +141,44 @@ WatchStall(bool blocked, TransactionId xmin)
 						 "forgotten prepared transaction, or pg_terminate_backend)."),
 				 errhidestmt(true)));
 	}
+	SPI_finish();
+}
+
+/* Nothing waits behind the safe key (any more). */
+static void
+ClearStall(void)
+{
+	stall_xid = InvalidTransactionId;
+	stall_warned = false;
 }
 
 /*
- * One transaction at the start of a round: the names of the projections to
- * apply, and whether committed events wait behind the safe key.  Returns
- * false when the extension is gone.
+ * Read the names of the projections to apply, in one short transaction.
+ * Returns false when the extension is gone.
  */
 static bool
-ListProjections(List **names, bool *blocked)
+RefreshNames(void)
 {
 	bool		present;
 
-	*names = NIL;
-	*blocked = false;
+	MemoryContextReset(names_cxt);
+	names = NIL;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	present = ProjLockExtension();
 	if (present)
 	{
-		Snapshot	snap;
 		uint64		i;
 		MemoryContext old;
 
 		PushActiveSnapshot(GetTransactionSnapshot());
-		snap = GetActiveSnapshot();
 		SPI_connect();
 		ProjExecute(PLAN_LIST_ASYNC, NULL, NULL, false, 0);
-		old = MemoryContextSwitchTo(round_cxt);
+		old = MemoryContextSwitchTo(names_cxt);
 		for (i = 0; i < SPI_processed; i++)
-			*names = lappend(*names, SPI_getvalue(SPI_tuptable->vals[i],
-												  SPI_tuptable->tupdesc, 1));
+			names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i],
+												SPI_tuptable->tupdesc, 1));
 		MemoryContextSwitchTo(old);
-
-		/* committed events at or above the safe key wait for an older transaction */
-		if (*names != NIL)
-		{
-			bool		isnull;
-			Datum		max_key;
-
-			ProjExecute(PLAN_MAX_EVENT_KEY, NULL, NULL, false, 1);
-			max_key = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			*blocked = !isnull && DatumGetInt64(max_key) >= ProjSafeKey(snap);
-		}
-		WatchStall(*blocked, snap->xmin);
-
 		SPI_finish();
 		PopActiveSnapshot();
 	}
@@ -175,10 +188,11 @@ ListProjections(List **names, bool *blocked)
 
 /*
  * Apply one batch of one projection in its own transaction.  Returns true
- * if it may have more events.
+ * if it may have more events; sets *blocked when committed events wait
+ * behind the safe key.
  */
 static bool
-RunBatch(const char *name)
+RunBatch(const char *name, bool *blocked)
 {
 	Backoff    *backoff;
 	bool		found;
@@ -199,9 +213,15 @@ RunBatch(const char *name)
 		if (ProjLockExtension())
 		{
 			bool		has_more;
+			bool		is_blocked;
 
 			PushActiveSnapshot(GetTransactionSnapshot());
-			(void) ProjApply(name, PROJ_CALLER_WORKER, 0, &has_more);
+			(void) ProjApply(name, PROJ_CALLER_WORKER, 0, &has_more, &is_blocked);
+			if (is_blocked)
+			{
+				*blocked = true;
+				NoteStall(GetActiveSnapshot()->xmin);
+			}
 			more = has_more;
 			PopActiveSnapshot();
 		}
@@ -242,37 +262,46 @@ RunBatch(const char *name)
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	if (gone)
-		WorkerExit(PROJ_WORKER_NO_EXTENSION);
+		ExtensionGone();
 	return more;
 }
 
 /*
- * One round: a batch for every active async projection.
+ * One round: a batch for every active async projection.  The names are read
+ * again when a projection changed (the catalog version in shared memory
+ * moved) or a poll interval has passed; with no async projection at all, a
+ * wakeup by an append costs nothing.
  */
 static bool
 RunRound(bool *blocked)
 {
-	List	   *names;
+	uint32		version = pg_atomic_read_u32(&my_slot->catalog_version);
+	TimestampTz now = GetCurrentTimestamp();
 	ListCell   *lc;
 	bool		more = false;
 
+	*blocked = false;
+	if (names_at == 0 || version != names_version ||
+		TimestampDifferenceExceeds(names_at, now, proj_poll_interval_ms))
+	{
+		names_version = version;
+		names_at = now;
+		if (!RefreshNames())
+			ExtensionGone();
+	}
+
 	MemoryContextReset(round_cxt);
 	MemoryContextSwitchTo(round_cxt);
-	if (!ListProjections(&names, blocked))
-	{
-		ereport(LOG,
-				(errmsg("projections worker exiting: the extension is not "
-						"installed in database \"%s\"", my_dbname)));
-		WorkerExit(PROJ_WORKER_NO_EXTENSION);
-	}
 	foreach(lc, names)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (ProcDiePending)
 			break;
-		if (RunBatch((const char *) lfirst(lc)))
+		if (RunBatch((const char *) lfirst(lc), blocked))
 			more = true;
 	}
+	if (!*blocked)
+		ClearStall();
 	return more;
 }
 
@@ -319,6 +348,8 @@ projections_worker_main(Datum main_arg)
 
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "projections round",
 									  ALLOCSET_DEFAULT_SIZES);
+	names_cxt = AllocSetContextCreate(TopMemoryContext, "projections names",
+									  ALLOCSET_SMALL_SIZES);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = NAMEDATALEN;
 	ctl.entrysize = sizeof(Backoff);

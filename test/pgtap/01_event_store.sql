@@ -1,6 +1,6 @@
 -- Event store behaviour: streams, versions, atomicity, ordering keys.
 SET client_min_messages = warning;
-SELECT plan(16);
+SELECT plan(18);
 
 SELECT is(projections.append('cart-1', 'CartOpened', '{"cart": 1}'), 1::bigint,
           'the first append gets position 1');
@@ -59,5 +59,12 @@ SELECT is((SELECT bool_and(k >= prev) FROM (
           'ordering keys follow stream versions');
 SELECT is(projections.head(), (SELECT max(global_position) FROM projections.events),
           'with no transaction open, head is the last position');
+
+-- one transaction may append to any number of streams (row locks, not lock-table entries)
+SELECT lives_ok($$INSERT INTO projections.events (stream_id, event_type, data)
+                  SELECT 'many-' || i, 'Created', '{}' FROM generate_series(1, 30000) i$$,
+                'one statement appends to 30,000 new streams');
+SELECT is((SELECT count(*) FROM projections.events WHERE stream_id LIKE 'many-%' AND stream_version = 1),
+          30000::bigint, '... each at version 1');
 
 SELECT * FROM finish();
