@@ -41,12 +41,19 @@
 #include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/syscache.h"
 
 #include "compat.h"
 #include "projections.h"
+
+/* how often a long catch-up plans its statements again */
+#define PLAN_RESET_INTERVAL_MS	10000
+
+static TimestampTz last_plan_reset = 0;
 
 /* an event whose handler call failed */
 typedef struct FailedEvent
@@ -190,6 +197,18 @@ ApplyRange(ApplyState *st, int64 limit)
 		ProjExecute(PLAN_FETCH_EVENTS, args, nulls, st->latest, 0);
 		tuptable = SPI_tuptable;
 		n = SPI_processed;
+
+		/*
+		 * Plan the handler's statements afresh now and then: a read model
+		 * that was empty when they were planned would otherwise keep plans
+		 * that scan it whole, and catching up would slow down as it grows.
+		 */
+		if (TimestampDifferenceExceeds(last_plan_reset, GetCurrentTimestamp(),
+									   PLAN_RESET_INTERVAL_MS))
+		{
+			ResetPlanCache();
+			last_plan_reset = GetCurrentTimestamp();
+		}
 
 		/* the fetch ran as the extension's owner, the handler runs as the projection's */
 		ProjCallEnter(&st->call);
