@@ -8,7 +8,7 @@ DATA = $(wildcard projections--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/src
 
 # pg_regress: the SQL surface (sql/, expected/), on a temporary preloaded server
-REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS = setup $(filter-out setup,$(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql))))
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=$(srcdir)/test/regress.conf
 
 # isolation specs: concurrency (test/isolation)

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -38,7 +39,12 @@ class Wrong(Exception):
     """A wrong result: the benchmark fails."""
 
 
+T0 = time.monotonic()
+
+
 def log(msg=""):
+    if msg.startswith("== "):
+        msg = f"{msg} [at {time.monotonic() - T0:.0f} s]"
     print(msg, flush=True)
 
 
@@ -80,7 +86,6 @@ class Bench:
     def __init__(self, a):
         self.a = a
         self.quick = a.quick
-        self.rows = []          # result rows for the tables
         self.notes = []         # free text printed under the tables
         self.problems = []      # wrong results (fail the run)
         self.info = {}
@@ -169,8 +174,12 @@ class Bench:
         progress for `stall` seconds is an error, slowness is not."""
         last_applied, last_change = None, time.monotonic()
         while True:
-            if self.one(conn, "SELECT projections.wait(%s, NULL, '1 second')", (name,)):
+            # a wait() holds its statement's snapshot while it waits, and so
+            # keeps pruning (HOT) from cleaning the read model behind the
+            # worker: poll with instant checks instead of one long wait
+            if self.one(conn, "SELECT projections.wait(%s, NULL, '0')", (name,)):
                 return
+            time.sleep(0.02)
             rows = self.projection_state(conn, name)
             if not rows:
                 raise Wrong(f"projection {name} disappeared")
@@ -240,6 +249,10 @@ class Bench:
         log(f"== machine: {self.info['nproc']} CPUs ({cpu}), {self.info['memory']} RAM,"
             f" PostgreSQL {self.info['postgres']}")
         log(f"== settings: {self.info['settings']}")
+        self.load_start = os.getloadavg()
+        log(f"== load average at the start: {self.load_start[0]:.2f} (1 min),"
+            f" {self.load_start[2]:.2f} (15 min) on {self.info['nproc']} CPUs"
+            f" (other work on the machine shows in every figure: compare ratios)")
 
     # ------------------------------------------------------------ history
     def generate(self, conn):
@@ -259,7 +272,7 @@ class Bench:
             got = self.one(conn, "SELECT ecommerce.generate_history(%s, 0.42)", (n,))
         dt = time.monotonic() - t0
         total = self.one(conn, "SELECT count(*) FROM projections.events")
-        log(f"   generate_history returned {got}; {total:,} events in {dt:.1f} s"
+        log(f"   appended {got}; {total:,} events in {dt:.1f} s"
             f" ({total / dt:,.0f} events/s)")
         self.q(conn, "VACUUM (ANALYZE) projections.events")
         self.q(conn, "CHECKPOINT")
@@ -294,13 +307,19 @@ class Bench:
         log(f"   order_summary as in register.sql: handler {self.reg['handler']},"
             f" reset {self.reg['reset']}, event types {', '.join(self.reg['types'])}")
 
-    def catch_up(self, conn):
-        log("== 1. worker catch-up: register order_summary on the existing history")
-        self.registration()
+    def note_rate(self, method, n, dt, wal):
+        self.catch.setdefault(method, []).append(
+            {"events": n, "seconds": dt, "rate": n / dt, "wal": wal / max(n, 1)})
+
+    def catch_up(self, conn, rnd):
+        """1. The worker: register order_summary on the history (first
+        round) or rebuild it (later rounds: reset, then the worker replays
+        from the first event, the same code path)."""
+        how = "register" if rnd == 0 else "rebuild"
         pid = self.worker_pid(conn)
-        sampler_conn = self.connect(app="projections-bench sampler")
         samples = []
         stop = threading.Event()
+        sampler_conn = self.connect(app="projections-bench sampler") if rnd == 0 else None
 
         def sample():
             while not stop.is_set():
@@ -314,39 +333,46 @@ class Bench:
         idle = proc_status(pid)
         self.q(conn, "CHECKPOINT")
         lsn = self.wal_lsn(conn)
-        th = threading.Thread(target=sample, daemon=True)
-        th.start()
+        th = None
+        if sampler_conn is not None:
+            th = threading.Thread(target=sample, daemon=True)
+            th.start()
         t0 = time.monotonic()
-        self.q(conn, "SELECT projections.register(%s, %s::regprocedure, %s, 'async',"
-                     " %s::regprocedure)", (PROJ, self.reg["handler"], self.reg["types"],
-                                            self.reg["reset"]))
+        if rnd == 0:
+            self.q(conn, "SELECT projections.register(%s, %s::regprocedure, %s, 'async',"
+                         " %s::regprocedure)", (PROJ, self.reg["handler"], self.reg["types"],
+                                                self.reg["reset"]))
+        else:
+            self.q(conn, "SELECT projections.rebuild(%s)", (PROJ,))
         self.wait_caught_up(conn)
         dt = time.monotonic() - t0
-        stop.set()
-        th.join()
-        samples.append((time.monotonic(), None, proc_status(pid)))
-        sampler_conn.close()
+        if th is not None:
+            stop.set()
+            th.join()
+            samples.append((time.monotonic(), None, proc_status(pid)))
+            sampler_conn.close()
         wal = self.wal_since(conn, lsn)
-
-        names = [r[0] for r in self.q(conn, "SELECT name FROM projections.projection ORDER BY 1")]
-        if names != [PROJ]:
-            self.notes.append("register.sql registered " + ", ".join(names) +
-                              "; the catch-up time covers all of them")
-        types = self.one(conn, "SELECT event_types FROM projections.projection WHERE name = %s",
-                         (PROJ,))
-        self.types = types
         applied = self.one(conn, "SELECT events_applied FROM projections.projection"
                                  " WHERE name = %s", (PROJ,))
-        self.applied = applied
         self.q(conn, "SELECT projections.pause(%s)", (PROJ,))
-        self.snapshot(conn, "bench.r_worker")
-        rows = self.one(conn, "SELECT count(*) FROM bench.r_worker")
-        log(f"   {applied:,} events applied (handler calls; filter {types}) of {self.history:,}"
-            f" in {dt:.2f} s: {applied / dt:,.0f} events/s applied,"
-            f" {self.history / dt:,.0f} events/s of history; {rows:,} orders;"
-            f" WAL {wal / max(applied, 1):,.0f} bytes/event")
-        self.worker = {"seconds": dt, "rate": applied / dt, "wal": wal / max(applied, 1)}
-        self.rss(pid, idle, samples, applied)
+        if rnd == 0:
+            self.applied = applied
+            self.snapshot(conn, "bench.r_worker")
+            rows = self.one(conn, "SELECT count(*) FROM bench.r_worker")
+            log(f"   1. worker ({how}): {applied:,} events applied of {self.history:,} in"
+                f" {dt:.2f} s: {applied / dt:,.0f} events/s applied"
+                f" ({self.history / dt:,.0f} events/s of history); {rows:,} orders;"
+                f" WAL {wal / max(applied, 1):,.0f} B/event")
+            self.rss(pid, idle, samples, applied)
+        else:
+            log(f"   1. worker ({how}): {applied:,} events in {dt:.2f} s:"
+                f" {applied / dt:,.0f} events/s; WAL {wal / max(applied, 1):,.0f} B/event")
+            if applied != self.applied:
+                self.problems.append(f"worker round {rnd + 1} applied {applied} events,"
+                                     f" round 1 {self.applied}")
+            self.snapshot(conn, "bench.r_round")
+            self.compare(conn, f"worker round {rnd + 1}", "bench.r_round")
+        self.note_rate("worker", applied, dt, wal)
 
     # ------------------------------------------------------------- 7. RSS
     def rss(self, pid, idle, samples, applied):
@@ -369,57 +395,53 @@ class Bench:
         }
         log(f"   7. worker pid {pid} memory (kB), {len(samples)} samples:"
             f" idle RssAnon {idle.get('RssAnon')} VmRSS {idle.get('VmRSS')};"
-            f" at 25% RssAnon {anon_q1} VmRSS {q1.get('VmRSS')};"
+            f" at 25% of the events RssAnon {anon_q1} VmRSS {q1.get('VmRSS')};"
             f" at 50% RssAnon {half.get('RssAnon')};"
             f" peak RssAnon {peak_anon} VmRSS {peak_rss} (RssShmem {end.get('RssShmem')}),"
             f" VmHWM {hwm}")
 
     # --------------------------------------------------- 2. PL/pgSQL loop
-    def plpgsql_loop(self, conn):
-        log("== 2. baseline: the handler called from a PL/pgSQL loop, COMMIT per 1000 events")
+    def plpgsql_loop(self, conn, rnd):
         self.empty_read_model(conn)
         lsn = self.wal_lsn(conn)
         t0 = time.monotonic()
-        self.q(conn, "CALL bench.plpgsql_loop(%s, 1000)", (self.types,))
+        self.q(conn, "CALL bench.plpgsql_loop(%s, 1000)", (self.reg["types"],))
         dt = time.monotonic() - t0
         wal = self.wal_since(conn, lsn)
         n = self.one(conn, "SELECT applied FROM bench.checkpoint WHERE name = 'plpgsql_loop'")
-        log(f"   {n:,} events in {dt:.2f} s: {n / dt:,.0f} events/s;"
-            f" WAL {wal / max(n, 1):,.0f} bytes/event")
+        log(f"   2. PL/pgSQL loop: {n:,} events in {dt:.2f} s: {n / dt:,.0f} events/s;"
+            f" WAL {wal / max(n, 1):,.0f} B/event")
         if n != self.applied:
             self.problems.append(f"PL/pgSQL loop applied {n} events, the worker {self.applied}")
-        self.loop = {"seconds": dt, "rate": n / dt, "wal": wal / max(n, 1)}
-        self.snapshot(conn, "bench.r_loop")
-        self.compare(conn, "PL/pgSQL loop", "bench.r_loop")
+        self.note_rate("loop", n, dt, wal)
+        self.snapshot(conn, "bench.r_round")
+        self.compare(conn, "PL/pgSQL loop", "bench.r_round")
 
     # -------------------------------------------------- 3. external client
-    def external(self, conn):
-        log("== 3. external projector: bench/projector.py (Python + psycopg2), one statement"
-            " per event over the connection, checkpoint per batch of 1000")
+    def external(self, conn, rnd):
         self.empty_read_model(conn)
         lsn = self.wal_lsn(conn)
         t0 = time.monotonic()
         out = subprocess.run(
             [sys.executable, os.path.join(HERE, "projector.py"),
              "--host", self.a.host, "--port", str(self.a.port), "--dbname", DB,
-             "--types", json.dumps(self.types), "--batch", "1000"],
+             "--types", json.dumps(self.reg["types"]), "--batch", "1000"],
             check=True, stdout=subprocess.PIPE, text=True)
         wall = time.monotonic() - t0
         wal = self.wal_since(conn, lsn)
         res = json.loads(out.stdout.strip().splitlines()[-1])
         n, dt = res["events"], res["seconds"]
-        log(f"   {n:,} events in {dt:.2f} s ({wall:.2f} s with the process start):"
-            f" {n / dt:,.0f} events/s; {res['statements']:,} statements,"
-            f" {res['batches']} batches; WAL {wal / max(n, 1):,.0f} bytes/event")
+        log(f"   3. external projector: {n:,} events in {dt:.2f} s ({wall:.2f} s with the"
+            f" process start): {n / dt:,.0f} events/s; {res['statements']:,} statements,"
+            f" {res['batches']} batches; WAL {wal / max(n, 1):,.0f} B/event")
         if n != self.applied:
             self.problems.append(f"external projector applied {n} events, the worker {self.applied}")
-        self.ext = {"seconds": dt, "rate": n / dt, "wal": wal / max(n, 1)}
-        self.snapshot(conn, "bench.r_external")
-        self.compare(conn, "external projector", "bench.r_external")
+        self.note_rate("external", n, dt, wal)
+        self.snapshot(conn, "bench.r_round")
+        self.compare(conn, "external projector", "bench.r_round")
 
     # ------------------------------------------------------ 4. set-based
-    def setbased(self, conn):
-        log("== 4. ceiling: one set-based INSERT ... SELECT (bench/setbased.sql)")
+    def setbased(self, conn, rnd):
         with open(os.path.join(HERE, "setbased.sql")) as f:
             query = f.read().strip().rstrip(";")
         self.empty_read_model(conn)
@@ -429,11 +451,28 @@ class Bench:
         dt = time.monotonic() - t0
         wal = self.wal_since(conn, lsn)
         n = self.applied
-        log(f"   {n:,} order events in {dt:.2f} s: {n / dt:,.0f} events/s;"
-            f" WAL {wal / max(n, 1):,.0f} bytes/event")
-        self.setb = {"seconds": dt, "rate": n / dt, "wal": wal / max(n, 1)}
-        self.snapshot(conn, "bench.r_setbased")
-        self.compare(conn, "set-based SQL", "bench.r_setbased")
+        log(f"   4. set-based SQL: {n:,} order events in {dt:.2f} s: {n / dt:,.0f} events/s;"
+            f" WAL {wal / max(n, 1):,.0f} B/event")
+        self.note_rate("setbased", n, dt, wal)
+        self.snapshot(conn, "bench.r_round")
+        self.compare(conn, "set-based SQL", "bench.r_round")
+
+    def catch_up_rounds(self, conn):
+        rounds = self.a.rounds
+        self.catch = {}
+        self.registration()
+        log(f"== 1-4. catch-up of order_summary over the whole history, {rounds} rounds of:"
+            f" 1 worker (register, then rebuild), 2 PL/pgSQL loop (baseline),"
+            f" 3 external projector, 4 set-based SQL (in alternating order);"
+            f" each from an empty read model")
+        for rnd in range(rounds):
+            # the order alternates, so that no method always runs first
+            steps = [self.catch_up, self.plpgsql_loop, self.external, self.setbased]
+            if rnd % 2:
+                steps = [self.plpgsql_loop, self.catch_up, self.setbased, self.external]
+            log(f"-- round {rnd + 1}/{rounds}")
+            for step in steps:
+                step(conn, rnd)
 
     def restore(self, conn):
         """Put the worker's read model back and resume the projection, for 5."""
@@ -444,10 +483,10 @@ class Bench:
         self.wait_caught_up(conn)
 
     # ------------------------------------------------------ 6. appends
-    def pgbench(self, db, script, seconds, clients, rate=None, background=False):
+    def pgbench(self, db, script, seconds, clients, rate=None, background=False, rnd=0):
         cmd = [os.path.join(self.a.bindir, "pgbench"), "-n", "-M", "prepared",
                "-c", str(clients), "-j", str(clients), "-T", str(seconds),
-               "-D", "n=0", "-f", os.path.join(HERE, "pgbench", script),
+               "-D", "n=0", "-D", f"r={rnd}", "-f", os.path.join(HERE, "pgbench", script),
                "-h", self.a.host, "-p", str(self.a.port), "-U", "postgres", db]
         if rate:
             cmd[1:1] = ["-R", str(int(rate))]
@@ -479,8 +518,8 @@ class Bench:
                 self.q(conn, "SELECT bench.copy_order_summary(%s)", (schema,))
             self.q(conn, "SELECT projections.register(%s, %s::regprocedure, %s, 'inline',"
                          " %s::regprocedure)",
-                   (name, f"{schema}.order_summary_apply(projections.events)", self.types,
-                    f"{schema}.order_summary_reset()"))
+                   (name, f"{schema}.order_summary_apply(projections.events)",
+                    self.reg["types"], f"{schema}.order_summary_reset()"))
             self.q(conn, "SELECT projections.run(%s)", (name,))
             rows = self.projection_state(conn, name)
             if not rows or not rows[0][3]:
@@ -489,33 +528,56 @@ class Bench:
         return names
 
     def appends(self):
-        secs = 3 if self.quick else 15
+        secs = 2 if self.quick else 10
+        rounds = self.a.rounds
         clients = 2
-        log(f"== 6. append throughput: pgbench, {clients} clients, {secs} s each,"
-            f" a fresh database each")
+        log(f"== 6. append throughput: pgbench -M prepared, {clients} clients, {secs} s per run,"
+            f" {rounds} rounds over the configurations in turn, a database per configuration")
         configs = [
             ("bare INSERT into a plain copy of projections.events (no triggers)", "bare_insert.sql", 0),
             ("projections.append, no projection", "append.sql", 0),
             ("projections.append, 1 inline projection", "append.sql", 1),
             ("projections.append, 4 inline projections", "append.sql", 4),
         ]
-        self.append_results = []
+        dbs = []
         for i, (label, script, inline) in enumerate(configs):
             db = f"bench_append_{i}"
             conn = self.new_database(db)
             copies = self.inline_copies(conn, inline) if inline else []
             self.q(conn, "VACUUM ANALYZE")
-            self.q(conn, "CHECKPOINT")
-            lsn = self.wal_lsn(conn)
-            tps, done = self.pgbench(db, script, secs, clients)
-            wal = self.wal_since(conn, lsn)
+            dbs.append((db, conn, copies))
+        self.append_results = [{"label": c[0], "inline": c[2], "tps": [], "events": 0,
+                                "wal_bytes": 0} for c in configs]
+        for rnd in range(rounds):
+            # rotate the order, so that no configuration always runs first
+            order = list(range(len(configs)))
+            order = order[rnd % len(order):] + order[:rnd % len(order)]
+            for i in order:
+                label, script, inline = configs[i]
+                db, conn, copies = dbs[i]
+                self.q(conn, "CHECKPOINT")
+                lsn = self.wal_lsn(conn)
+                tps, done = self.pgbench(db, script, secs, clients, rnd=rnd)
+                wal = self.wal_since(conn, lsn)
+                r = self.append_results[i]
+                r["tps"].append(tps)
+                r["events"] += done
+                r["wal_bytes"] += wal
+                log(f"   round {rnd + 1}: {label}: {tps:,.0f} events/s ({done:,} events),"
+                    f" WAL {wal / max(done, 1):,.0f} B/event")
+        for i, (label, script, inline) in enumerate(configs):
+            db, conn, copies = dbs[i]
+            r = self.append_results[i]
+            r["wal"] = r["wal_bytes"] / max(r["events"], 1)
             table = "bench.plain_events" if script == "bare_insert.sql" else "projections.events"
             rows = self.one(conn, f"SELECT count(*) FROM {table}")
-            if rows != done:
-                self.problems.append(f"{label}: pgbench committed {done} transactions,"
+            if rows != r["events"]:
+                self.problems.append(f"{label}: pgbench committed {r['events']} transactions,"
                                      f" {table} has {rows} rows")
-            log(f"   {label}: {tps:,.0f} events/s ({done:,} events),"
-                f" WAL {wal / max(done, 1):,.0f} bytes/event")
+            if copies:
+                # fresh statistics: the table was empty when last analyzed,
+                # and the set-based query's plan would be quadratic
+                self.q(conn, "ANALYZE projections.events")
             for name, schema in copies:
                 # the inline read model must equal a set-based build from the events
                 self.q(conn, "DROP TABLE IF EXISTS bench.expected")
@@ -527,20 +589,29 @@ class Bench:
                              "bench.expected")
             conn.close()
             self.drop_database(db)
-            self.append_results.append({"label": label, "tps": tps, "events": done,
-                                        "wal": wal / max(done, 1), "inline": inline})
 
     # ------------------------------------------------------ 5. latency
-    def latency_run(self, conn, label, n):
+    def latency_run(self, conn, label, n, other=False):
+        """n appends in autocommit, each followed by wait(order_summary, its
+        position): the time from the append's commit to wait() returning.
+        other: append an event order_summary does not take (CustomerCreated);
+        wait() then returns once the checkpoint has moved past it."""
         cur = conn.cursor()
-        lat, timeouts = [], 0
-        warm = 20
+        lat, rtt, timeouts = [], [], 0
+        warm = 10
         for i in range(n + warm):
             oid = f"lat-{label}-{i}"
-            data = json.dumps({"order_id": oid, "customer_id": "c-lat",
-                               "created_at": "2024-06-01T12:00:00Z"})
-            cur.execute("SELECT projections.append(%s, 'OrderCreated', %s::jsonb)",
-                        (f"order-{oid}", data))
+            t0 = time.perf_counter()
+            if other:
+                cur.execute("SELECT projections.append(%s, 'CustomerCreated', %s::jsonb)",
+                            (f"customer-{oid}", json.dumps(
+                                {"customer_id": oid, "email": f"{oid}@example.com",
+                                 "name": "Latency Probe", "created_at": "2024-06-01T12:00:00Z"})))
+            else:
+                cur.execute("SELECT projections.append(%s, 'OrderCreated', %s::jsonb)",
+                            (f"order-{oid}", json.dumps(
+                                {"order_id": oid, "customer_id": "c-lat",
+                                 "created_at": "2024-06-01T12:00:00Z"})))
             pos = cur.fetchone()[0]
             t1 = time.perf_counter()
             cur.execute("SELECT projections.wait(%s, %s, '5 seconds')", (PROJ, pos))
@@ -549,22 +620,28 @@ class Bench:
             if not ok:
                 timeouts += 1
                 continue
-            cur.execute("SELECT 1 FROM ecommerce.order_summary WHERE order_id = %s", (oid,))
-            if cur.fetchone() is None:
-                msg = f"latency {label}: wait() returned true but order {oid} is not in the read model"
-                self.problems.append(msg)
-                raise Wrong(msg)
+            if not other:
+                cur.execute("SELECT 1 FROM ecommerce.order_summary WHERE order_id = %s", (oid,))
+                if cur.fetchone() is None:
+                    msg = (f"latency {label}: wait() returned true but order {oid}"
+                           f" is not in the read model")
+                    self.problems.append(msg)
+                    raise Wrong(msg)
             if i >= warm:
                 lat.append((t2 - t1) * 1000.0)
+                rtt.append((t1 - t0) * 1000.0)
         cur.close()
         lat.sort()
+        rtt.sort()
         return {"label": label, "n": len(lat), "timeouts": timeouts,
                 "p50": quantile(lat, 0.5), "p99": quantile(lat, 0.99),
                 "max": lat[-1] if lat else None,
-                "mean": statistics.mean(lat) if lat else None}
+                "mean": statistics.mean(lat) if lat else None,
+                "rtt50": quantile(rtt, 0.5), "rtt99": quantile(rtt, 0.99)}
 
     def latency(self, conn):
-        n = 300 if self.quick else 1000
+        n = 200 if self.quick else 1000
+        n_other = 30 if self.quick else 100
         clients = 2
         log(f"== 5. live latency: append (autocommit), then projections.wait(name, position);"
             f" {n} appends per condition")
@@ -576,20 +653,32 @@ class Bench:
                (clients - 1,))
         self.wait_caught_up(conn)
         self.q(conn, "VACUUM ANALYZE ecommerce.order_summary")
-        plain = next(r["tps"] for r in self.append_results if r["label"].startswith("projections.append, no"))
+        plain = statistics.median(next(r["tps"] for r in self.append_results
+                                       if r["label"].startswith("projections.append, no")))
         rate = max(50, plain / 2)
-        conditions = [("idle", None), (f"load {rate:,.0f}/s", rate), ("load max", 0)]
+        # (label, load: None = idle, 0 = unthrottled, else events/s; other event type; samples)
+        conditions = [
+            ("idle", None, False, n),
+            (f"load {rate:,.0f}/s ({clients} pgbench clients)", rate, False, n),
+            (f"load unthrottled ({clients} pgbench clients)", 0, False, n),
+            ("idle, an event order_summary does not take (CustomerCreated)", None, True, n_other),
+        ]
         self.latencies = []
-        for label, load in conditions:
+        for k, (label, load, other, count) in enumerate(conditions):
             bg = None
             if load is not None:
                 bg = self.pgbench(DB, "append_load.sql", 3600, clients,
                                   rate=load or None, background=True)
-                time.sleep(0.5)  # let the clients connect; not a correctness wait
+                # let the clients connect and start (not a correctness wait)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and bg.poll() is None and self.one(
+                        conn, "SELECT count(*) FROM pg_stat_activity"
+                              " WHERE application_name = 'pgbench'") < clients:
+                    time.sleep(0.05)
                 if bg.poll() is not None:
                     raise Wrong(f"pgbench load exited early:\n{bg.stdout.read()[-2000:]}")
             try:
-                r = self.latency_run(conn, label.split()[0] + str(len(self.latencies)), n)
+                r = self.latency_run(conn, f"c{k}", count, other=other)
             finally:
                 if bg is not None:
                     bg.send_signal(signal.SIGTERM)
@@ -598,110 +687,176 @@ class Bench:
                     except subprocess.TimeoutExpired:
                         bg.kill()
                         bg.wait()
-            r["label"] = label if load is None else f"{label} ({clients} pgbench clients)"
+            r["label"] = label
             self.latencies.append(r)
             self.wait_caught_up(conn)
-            log(f"   {r['label']}: p50 {fmt_ms(r['p50'])} ms, p99 {fmt_ms(r['p99'])} ms,"
-                f" max {fmt_ms(r['max'])} ms, {r['timeouts']} timeouts (5 s)")
+            log(f"   {label}: p50 {fmt_ms(r['p50'])} ms, p99 {fmt_ms(r['p99'])} ms,"
+                f" max {fmt_ms(r['max'])} ms over {r['n']} appends, {r['timeouts']} timeouts (5 s);"
+                f" the append itself (round trip with its commit): p50 {fmt_ms(r['rtt50'])} ms,"
+                f" p99 {fmt_ms(r['rtt99'])} ms")
 
     # ------------------------------------------------------ profile
+    def keep_library(self):
+        """A copy of projections.so as the server loaded it, so that the
+        profile can name the extension's functions even if the library is
+        reinstalled during the run."""
+        libdir = subprocess.run([os.path.join(self.a.bindir, "pg_config"), "--pkglibdir"],
+                                stdout=subprocess.PIPE, text=True).stdout.strip()
+        self.so_copy = os.path.join(self.a.host, "projections.so.loaded")
+        try:
+            shutil.copyfile(os.path.join(libdir, "projections.so"), self.so_copy)
+        except OSError:
+            self.so_copy = None
+
+    def mapped_library(self, pid):
+        """The projections.so mapped by process pid (readable by root even
+        when the file was replaced), else the copy taken at the start."""
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                for line in f:
+                    if line.rstrip().endswith("projections.so") or "projections.so (deleted)" in line:
+                        path = os.path.join(self.a.host, "projections.so.mapped")
+                        shutil.copyfile(f"/proc/{pid}/map_files/{line.split()[0]}", path)
+                        return path
+        except OSError:
+            pass
+        return self.so_copy
+
     def profile(self, conn):
-        log("== profile: perf record of the worker while it replays the history (rebuild)")
+        secs = 10 if self.quick else 20
+        log(f"== profile: perf record of the worker for up to {secs} s while it replays"
+            f" the history (projections.rebuild)")
         pid = self.worker_pid(conn)
         data = os.path.join(self.a.host, "perf.data")
         self.q(conn, "CHECKPOINT")
-        perf = subprocess.Popen(["perf", "record", "-F", "499", "--call-graph", "dwarf,16384",
-                                 "-o", data, "-p", str(pid)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.5)
+        try:
+            perf = subprocess.Popen(["perf", "record", "-F", "499", "--call-graph", "dwarf,16384",
+                                     "-o", data, "-p", str(pid)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        except OSError as e:
+            log(f"   cannot run perf: {e}")
+            return
+        time.sleep(0.5)  # perf attaches; a profile is no correctness matter
         if perf.poll() is not None:
             log("   perf record failed: " + perf.stderr.read().strip()[-500:])
             return
         t0 = time.monotonic()
         self.q(conn, "SELECT projections.rebuild(%s)", (PROJ,))
-        self.wait_caught_up(conn)
+        done = False
+        while time.monotonic() - t0 < secs and not done:
+            done = self.one(conn, "SELECT projections.wait(%s, NULL, '0')", (PROJ,))
+            time.sleep(0.02)
         dt = time.monotonic() - t0
+        applied = self.one(conn, "SELECT events_applied FROM projections.projection"
+                                 " WHERE name = %s", (PROJ,))
         perf.send_signal(signal.SIGINT)
         perf.wait(timeout=120)
-        log(f"   replay took {dt:.2f} s under perf")
-        subprocess.run([sys.executable, os.path.join(HERE, "perf_summary.py"), data], check=False)
+        log(f"   {'replayed' if done else 'stopped profiling after'} {dt:.1f} s"
+            f" ({applied:,} events applied in all, under perf)")
+        so = self.mapped_library(pid)
+        subprocess.run([sys.executable, os.path.join(HERE, "perf_summary.py"), data]
+                       + ([so] if so else []), check=False)
 
     # ------------------------------------------------------ report
+    def median_rate(self, method):
+        runs = self.catch[method]
+        rates = sorted(r["rate"] for r in runs)
+        return statistics.median(rates), rates[0], rates[-1], statistics.median(r["wal"] for r in runs)
+
+    def paired(self, method, base="loop"):
+        """Median over the rounds of the ratio of two methods measured in the
+        same round (close in time: less exposed to the machine's load)."""
+        return statistics.median(a["rate"] / b["rate"]
+                                 for a, b in zip(self.catch[method], self.catch[base]))
+
+    @staticmethod
+    def spread(lo, hi, n):
+        return f" ({fmt_rate(lo)}-{fmt_rate(hi)})" if n > 1 else ""
+
     def report(self):
         lines = []
-        md = []
-        target_met = lambda ok: "met" if ok else "MISSED"
-        loop_rate = self.loop["rate"]
-        w, ext, sb = self.worker["rate"], self.ext["rate"], self.setb["rate"]
+        met = lambda ok: "met" if ok else "MISSED"
+        rounds = self.a.rounds
+        loop, lo, hi, loop_wal = self.median_rate("loop")
+        w, wlo, whi, w_wal = self.median_rate("worker")
+        ext, elo, ehi, e_wal = self.median_rate("external")
+        sb, slo, shi, s_wal = self.median_rate("setbased")
 
-        def row(section, figure, value, ratio, target, verdict):
-            lines.append((section, figure, value, ratio, target, verdict))
+        def row(figure, value, ratio, target, verdict):
+            lines.append((figure, value, ratio, target, verdict))
 
-        row("catch-up", "2. PL/pgSQL loop, COMMIT per 1000 (baseline)",
-            f"{fmt_rate(loop_rate)} ev/s", "1.00x", "", "")
-        row("catch-up", "1. background worker",
-            f"{fmt_rate(w)} ev/s", fmt_ratio(w / loop_rate), ">= 1.10x loop",
-            target_met(w / loop_rate >= 1.1))
-        row("catch-up", "3. external projector (Python, psycopg2)",
-            f"{fmt_rate(ext)} ev/s", fmt_ratio(ext / loop_rate),
-            f"worker/external = {w / ext:.1f}x, >= 20x", target_met(w / ext >= 20))
-        row("catch-up", "4. set-based SQL (ceiling)",
-            f"{fmt_rate(sb)} ev/s", fmt_ratio(sb / loop_rate), "", "")
+        row("2. PL/pgSQL loop calling the handler, COMMIT per 1000 (baseline)",
+            f"{fmt_rate(loop)} ev/s{self.spread(lo, hi, rounds)}, {loop_wal:,.0f} B WAL/ev",
+            "1.00x", "", "")
+        w_loop, ext_loop, sb_loop = self.paired("worker"), self.paired("external"), self.paired("setbased")
+        w_ext = self.paired("worker", "external")
+        row("1. background worker (register / rebuild)",
+            f"{fmt_rate(w)} ev/s{self.spread(wlo, whi, rounds)}, {w_wal:,.0f} B WAL/ev",
+            fmt_ratio(w_loop), ">= 1.10x loop", met(w_loop >= 1.1))
+        row("3. external projector (Python + psycopg2, Unix socket)",
+            f"{fmt_rate(ext)} ev/s{self.spread(elo, ehi, rounds)}, {e_wal:,.0f} B WAL/ev",
+            fmt_ratio(ext_loop), f"worker >= 20x external: {w_ext:.1f}x",
+            met(w_ext >= 20))
+        row("4. set-based INSERT ... SELECT (ceiling)",
+            f"{fmt_rate(sb)} ev/s{self.spread(slo, shi, rounds)}, {s_wal:,.0f} B WAL/ev",
+            fmt_ratio(sb_loop), "", "")
         for r in self.latencies:
-            target = "p99 <= 5 ms" if r["label"] == "idle" else ""
-            verdict = target_met(r["p99"] is not None and r["p99"] <= 5.0 and r["timeouts"] == 0) \
-                if target else ""
-            row("live latency", f"5. append commit -> visible, {r['label']}",
+            idle = r["label"] == "idle"
+            row(f"5. append commit -> visible, {r['label']}",
                 f"p50 {fmt_ms(r['p50'])} / p99 {fmt_ms(r['p99'])} / max {fmt_ms(r['max'])} ms"
-                + (f", {r['timeouts']} timeouts" if r["timeouts"] else ""),
-                "", target, verdict)
+                + (f", {r['timeouts']} timeouts" if r["timeouts"] else "")
+                + f" (append itself: p50 {fmt_ms(r['rtt50'])})",
+                "", "p99 <= 5 ms" if idle else "",
+                met(r["p99"] is not None and r["p99"] <= 5.0 and r["timeouts"] == 0) if idle else "")
         base = self.append_results[0]["tps"]
         for i, r in enumerate(self.append_results):
-            target = ">= 0.70x" if r["label"] == "projections.append, no projection" else ""
-            row("append", f"6. {r['label']}" + (" (baseline)" if i == 0 else ""),
-                f"{fmt_rate(r['tps'])} ev/s, {r['wal']:,.0f} B WAL/ev",
-                fmt_ratio(r["tps"] / base), target,
-                target_met(r["tps"] / base >= 0.7) if target else "")
+            tps = statistics.median(r["tps"])
+            ratio = statistics.median(a / b for a, b in zip(r["tps"], base))
+            plain = r["label"] == "projections.append, no projection"
+            row(f"6. {r['label']}" + (" (baseline)" if i == 0 else ""),
+                f"{fmt_rate(tps)} ev/s{self.spread(min(r['tps']), max(r['tps']), len(r['tps']))},"
+                f" {r['wal']:,.0f} B WAL/ev",
+                fmt_ratio(ratio), ">= 0.70x" if plain else "",
+                met(ratio >= 0.7) if plain else "")
         m = self.rss_result
         flat = m["ratio"] is not None and m["ratio"] <= 1.10
-        row("memory", "7. worker private memory (RssAnon) at 25% of catch-up (baseline)",
+        row("7. worker private memory (RssAnon) at 25% of the catch-up (baseline)",
             f"{m['q1'].get('RssAnon', 0) / 1024:.1f} MiB", "1.00x", "", "")
-        row("memory", "7. worker peak RssAnon over the catch-up",
+        row("7. worker peak RssAnon over the catch-up",
             f"{m['peak_anon'] / 1024:.1f} MiB", fmt_ratio(m["ratio"]), "flat (<= 1.10x)",
-            target_met(flat))
-        row("memory", "7. worker peak VmRSS / VmHWM (incl. shared buffers touched)",
+            met(flat))
+        row("7. worker peak VmRSS / VmHWM (with the shared buffers it touched)",
             f"{m['peak_rss'] / 1024:.1f} / {m['hwm'] / 1024:.1f} MiB", "", "", "")
 
-        widths = [max(len(str(x[i])) for x in lines) for i in range(1, 6)]
-        log()
-        log(f"== results: history {self.history:,} events, {self.applied:,} order events"
-            f" applied per catch-up; machine {self.info['nproc']} CPUs, {self.info['memory']},"
-            f" PostgreSQL {self.info['postgres']}")
         head = ("figure", "value", "ratio", "target", "verdict")
-        log("  " + "  ".join(h.ljust(widths[i]) for i, h in enumerate(head)))
+        widths = [max(len(str(x[i])) for x in lines + [head]) for i in range(5)]
+        summary = (f"history {self.history:,} events, {self.applied:,} of them order events"
+                   f" (applied per catch-up); {self.info['nproc']} CPUs ({self.info['cpu']}),"
+                   f" {self.info['memory']} RAM, PostgreSQL {self.info['postgres']}")
+        load_end = os.getloadavg()
+        footer = [
+            f"Load average: {self.load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end"
+            f" (1 min; {load_end[2]:.2f} over 15 min) on {self.info['nproc']} CPUs.",
+            f"Catch-up rates: order events applied (handler calls) per second, median of"
+            f" {rounds} rounds (range); ratio: median over the rounds of the ratio to the"
+            f" PL/pgSQL loop (2) of the same round.",
+            f"Append rates: events per second, median of {rounds} pgbench runs (range),"
+            f" 2 clients; ratio: median over the rounds of the ratio to the bare INSERT of the"
+            f" same round.",
+            f"Settings: {self.info['settings']}.",
+        ] + self.notes
+        log()
+        log("== results: " + summary)
+        log(("  " + "  ".join(h.ljust(widths[i]) for i, h in enumerate(head))).rstrip())
         for x in lines:
-            log("  " + "  ".join(str(x[i + 1]).ljust(widths[i]) for i in range(5)))
-        log("  ratios: catch-up to the PL/pgSQL loop, append to the bare INSERT;"
-            " catch-up rates count order events applied (handler calls)")
-        for n in self.notes:
-            log("  note: " + n)
-
-        md.append(f"History: {self.history:,} events ({self.applied:,} order events applied"
-                  f" per catch-up). Machine: {self.info['nproc']} CPUs ({self.info['cpu']}),"
-                  f" {self.info['memory']} RAM, PostgreSQL {self.info['postgres']}."
-                  f" Settings: {self.info['settings']}.")
-        md.append("")
-        md.append("| figure | value | ratio | target | verdict |")
-        md.append("|---|---|---|---|---|")
-        for x in lines:
-            md.append("| " + " | ".join(str(v) for v in x[1:]) + " |")
-        md.append("")
-        md.append("Ratios: catch-up figures to the PL/pgSQL loop (2), append figures to the"
-                  " bare INSERT; catch-up rates count order events applied (handler calls).")
-        for n in self.notes:
-            md.append("")
-            md.append("Note: " + n)
+            log(("  " + "  ".join(str(x[i]).ljust(widths[i]) for i in range(5))).rstrip())
+        for f in footer:
+            log("  " + f)
         if self.a.output:
+            md = [f"Results: {summary}.", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            md += ["| " + " | ".join(str(v) for v in x) + " |" for x in lines]
+            md += [""] + [f + "  " for f in footer]
             with open(self.a.output, "w") as f:
                 f.write("\n".join(md) + "\n")
             log(f"== wrote {self.a.output}")
@@ -716,19 +871,19 @@ def main():
     ap.add_argument("--events", type=int, default=1000000)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--output")
     a = ap.parse_args()
 
     b = Bench(a)
     t_start = time.monotonic()
+    if a.profile:
+        b.keep_library()
     try:
         conn = b.new_database(DB, generator=True)
         b.describe(conn)
         b.generate(conn)
-        b.catch_up(conn)
-        b.plpgsql_loop(conn)
-        b.external(conn)
-        b.setbased(conn)
+        b.catch_up_rounds(conn)
         b.restore(conn)
         b.appends()
         b.latency(conn)

@@ -6,13 +6,6 @@
 DROP EXTENSION IF EXISTS projections CASCADE;
 CREATE EXTENSION projections;
 
-CREATE OR REPLACE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 
 CREATE TABLE tally (stream_id text PRIMARY KEY, n integer NOT NULL);
 CREATE FUNCTION tally_apply(e projections.events) RETURNS void LANGUAGE sql AS $$

@@ -3,14 +3,6 @@
 DROP EXTENSION IF EXISTS projections CASCADE;
 CREATE EXTENSION projections;
 
--- errors are shown as SQLSTATE and message, so that each code is checked
-CREATE OR REPLACE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 
 -- append returns consecutive positions; versions count per stream
 SELECT projections.append('order-1', 'OrderCreated', '{"order_id": 1}');

@@ -6,13 +6,6 @@ DROP EXTENSION IF EXISTS projections CASCADE;
 CREATE EXTENSION projections;
 SET client_min_messages = error;   -- no "worker is off" warnings here
 
-CREATE OR REPLACE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 
 CREATE ROLE regress_alice;
 CREATE ROLE regress_bob;
