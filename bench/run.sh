@@ -8,6 +8,8 @@
 #   bench/run.sh --quick            20,000 events, short runs (CI, about a minute)
 #   bench/run.sh --no-install       use what is installed: no apt-get, no build
 #   bench/run.sh --output FILE      also write the results as a markdown table
+#   bench/run.sh --rounds N         repeat each measurement N times (default 3),
+#                                   report the median
 #   bench/run.sh --profile          also perf-profile the worker during a replay
 #   bench/run.sh --keep             keep the cluster's directory (for debugging)
 #
@@ -25,7 +27,8 @@ install=1
 output=""
 profile=0
 keep=0
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+rounds=3
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --events) events=${2:?--events needs a number}; shift 2 ;;
@@ -34,6 +37,8 @@ while [ $# -gt 0 ]; do
         --no-install) install=0; shift ;;
         --output) output=${2:?--output needs a file name}; shift 2 ;;
         --output=*) output=${1#*=}; shift ;;
+        --rounds) rounds=${2:?--rounds needs a number}; shift 2 ;;
+        --rounds=*) rounds=${1#*=}; shift ;;
         --profile) profile=1; shift ;;
         --keep) keep=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -41,6 +46,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$events" in ''|*[!0-9]*) echo "bench/run.sh: --events must be a number" >&2; exit 2 ;; esac
+case "$rounds" in ''|0|*[!0-9]*) echo "bench/run.sh: --rounds must be a positive number" >&2; exit 2 ;; esac
 if [ $quick -eq 1 ] && [ "$events" -eq 1000000 ]; then events=20000; fi
 # an absolute path: the driver runs from elsewhere
 if [ -n "$output" ]; then
@@ -142,7 +148,7 @@ set +e
 PGHOST="$dir" PGPORT="$port" PGUSER=postgres \
     "$py" "$here/bench.py" \
         --host "$dir" --port "$port" --bindir "$bindir" \
-        --example "$example" --events "$events" \
+        --example "$example" --events "$events" --rounds "$rounds" \
         $( [ $quick -eq 1 ] && echo --quick ) \
         $( [ $profile -eq 1 ] && echo --profile ) \
         ${output:+--output "$output"}

@@ -97,7 +97,7 @@ typedef struct ApplyState
  * Errors that say nothing about the event: the batch is retried later, the
  * event is neither skipped nor blamed.
  */
-bool
+static bool
 ProjErrorIsTransient(int sqlerrcode)
 {
 	switch (ERRCODE_TO_CATEGORY(sqlerrcode))

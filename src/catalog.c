@@ -299,7 +299,7 @@ ProjInvalidateCaches(Datum arg, Oid relid)
  * restrictions stay in force; an error restores the user through the
  * (sub)transaction abort.
  */
-void
+static void
 ProjBecomeExtensionOwner(ProjSavedUser *saved)
 {
 	const ProjExtInfo *ext = ProjExtGet(false);
@@ -309,7 +309,7 @@ ProjBecomeExtensionOwner(ProjSavedUser *saved)
 						   saved->sec_context | SECURITY_LOCAL_USERID_CHANGE);
 }
 
-void
+static void
 ProjRestoreUser(const ProjSavedUser *saved)
 {
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
@@ -319,7 +319,7 @@ ProjRestoreUser(const ProjSavedUser *saved)
  * The kept SPI plan for one of the extension's statements.  The caller is
  * connected to SPI.
  */
-SPIPlanPtr
+static SPIPlanPtr
 ProjPlan(ProjPlanId id)
 {
 	if (plans[id] == NULL)
@@ -570,7 +570,7 @@ ProjResolveFunction(const char *signature)
  * A 32-bit transaction id, not older than the oldest running one, as a
  * 64-bit full transaction id.
  */
-uint64
+static uint64
 ProjFullXid(TransactionId xid)
 {
 	FullTransactionId next = ReadNextFullTransactionId();

@@ -154,17 +154,6 @@ typedef struct ProjectionDef
 	int64		position;
 } ProjectionDef;
 
-/* in-memory progress of one apply call, saved back to the catalog row */
-typedef struct ProjProgress
-{
-	int64		checkpoint_key;
-	int64		checkpoint_position;
-	int64		position;
-	int64		applied;		/* events applied by this call */
-	int64		skipped;		/* events sent to failed_events */
-	bool		frontier_moved; /* checkpoint moved (with or without events) */
-} ProjProgress;
-
 typedef enum ProjPlanId
 {
 	PLAN_LOAD_PROJECTION,
@@ -192,9 +181,6 @@ typedef enum ProjPlanId
 
 extern const ProjExtInfo *ProjExtGet(bool missing_ok);
 extern void ProjInvalidateCaches(Datum arg, Oid relid);
-extern void ProjBecomeExtensionOwner(ProjSavedUser *saved);
-extern void ProjRestoreUser(const ProjSavedUser *saved);
-extern SPIPlanPtr ProjPlan(ProjPlanId id);
 extern int	ProjExecute(ProjPlanId id, Datum *values, const char *nulls,
 						bool latest, long count);
 extern bool ProjLockExtension(void);
@@ -206,7 +192,6 @@ extern int	ProjExecuteSql(const char *sql, int nargs, Oid *types,
 						   Datum *values, const char *nulls);
 extern Oid	ProjResolveFunction(const char *signature);
 extern int64 ProjKeyOffset(void);
-extern uint64 ProjFullXid(TransactionId xid);
 extern int64 ProjSafeKey(Snapshot snapshot);
 extern int64 ProjNewKeyBase(void);
 
@@ -237,7 +222,6 @@ extern void ProjCallEvent(ProjCall *call, Datum event);
 extern int64 ProjApply(const char *name, ProjApplyCaller caller,
 					   int64 max_events, bool *more, bool *blocked);
 extern void ProjDeactivateInline(ProjectionDef *def);
-extern bool ProjErrorIsTransient(int sqlerrcode);
 
 /* ---- events.c ---- */
 extern bool proj_trusted_row;
