@@ -42,8 +42,10 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -546,24 +548,75 @@ ProjExecuteSql(const char *sql, int nargs, Oid *types, Datum *values,
 	return ret;
 }
 
+/* resolved handler and reset signatures, forgotten when a function changes */
+#define FUNC_KEY_LEN 512
+
+typedef struct FuncCacheEntry
+{
+	char		signature[FUNC_KEY_LEN];	/* hash key */
+	Oid			func;
+} FuncCacheEntry;
+
+static HTAB *func_cache = NULL;
+
+/*
+ * Forget resolved functions (a function or a schema changed).
+ */
+void
+ProjInvalidateFunctions(void)
+{
+	if (func_cache != NULL)
+	{
+		hash_destroy(func_cache);
+		func_cache = NULL;
+	}
+}
+
 /*
  * The function named by a stored signature, or InvalidOid if it no longer
  * exists.  Signatures are stored schema-qualified, so the search path does
- * not matter.
+ * not matter.  Cached per process until pg_proc or pg_namespace changes.
  */
 Oid
 ProjResolveFunction(const char *signature)
 {
 	LOCAL_FCINFO(fcinfo, 1);
 	Datum		result;
+	FuncCacheEntry *entry = NULL;
+	bool		found;
+	Oid			func;
+
+	if (strlen(signature) < FUNC_KEY_LEN)
+	{
+		if (func_cache == NULL)
+		{
+			HASHCTL		ctl;
+
+			memset(&ctl, 0, sizeof(ctl));
+			ctl.keysize = FUNC_KEY_LEN;
+			ctl.entrysize = sizeof(FuncCacheEntry);
+			ctl.hcxt = CacheMemoryContext;
+			func_cache = hash_create("projections functions", 16, &ctl,
+									 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		}
+		entry = hash_search(func_cache, signature, HASH_FIND, &found);
+		if (found)
+			return entry->func;
+	}
 
 	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = CStringGetTextDatum(signature);
 	fcinfo->args[0].isnull = false;
 	result = to_regprocedure(fcinfo);
-	if (fcinfo->isnull)
-		return InvalidOid;
-	return DatumGetObjectId(result);
+	func = fcinfo->isnull ? InvalidOid : DatumGetObjectId(result);
+
+	/* (the look-up may have processed an invalidation that dropped the cache) */
+	if (func_cache != NULL && strlen(signature) < FUNC_KEY_LEN && OidIsValid(func))
+	{
+		entry = hash_search(func_cache, signature, HASH_ENTER, &found);
+		entry->func = func;
+	}
+	return func;
 }
 
 /*

@@ -60,10 +60,11 @@ ProjShmemStartup(void)
 	ProjSharedShmemInit();
 }
 
-/* A function changed: inline projections look their handlers up again. */
+/* A function or schema changed: handlers are looked up again. */
 static void
 ProjInvalidateProcs(Datum arg, int cacheid, uint32 hashvalue)
 {
+	ProjInvalidateFunctions();
 	ProjInlineInvalidate();
 }
 
@@ -118,6 +119,7 @@ _PG_init(void)
 	RegisterXactCallback(ProjXactCallback, NULL);
 	CacheRegisterRelcacheCallback(ProjInvalidateCaches, (Datum) 0);
 	CacheRegisterSyscacheCallback(PROCOID, ProjInvalidateProcs, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, ProjInvalidateProcs, (Datum) 0);
 
 	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
 		return;

@@ -191,6 +191,7 @@ extern void ProjCheckOwner(const ProjectionDef *def);
 extern int	ProjExecuteSql(const char *sql, int nargs, Oid *types,
 						   Datum *values, const char *nulls);
 extern Oid	ProjResolveFunction(const char *signature);
+extern void ProjInvalidateFunctions(void);
 extern int64 ProjKeyOffset(void);
 extern int64 ProjSafeKey(Snapshot snapshot);
 extern int64 ProjNewKeyBase(void);
