@@ -26,6 +26,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# the TAP tests' shared module
+PROVE_FLAGS += -I $(srcdir)/test/perl
+
 # every object depends on the shared headers
 $(OBJS): $(HEADERS)
 

@@ -6,10 +6,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ProjectionsTest;
 
-my $node = PostgreSQL::Test::Cluster->new('event_store');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'projections'");
+my $node = preloaded_node('event_store');
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION projections');
 

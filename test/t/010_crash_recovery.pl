@@ -8,15 +8,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ProjectionsTest;
 use Time::HiRes qw(usleep);
 
 my $events = 200_000;
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'projections'
-projections.poll_interval = '100ms'
+my $node = preloaded_node('crash', qq{
 projections.batch_size = 500
 restart_after_crash = on
 });

@@ -6,22 +6,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ProjectionsTest;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'projections'
-projections.poll_interval = '100ms'
-projections.batch_size = 200
-});
+my $primary = preloaded_node('primary', "projections.batch_size = 200\n",
+    allows_streaming => 1);
 $primary->start;
+$primary->safe_psql('postgres', $SEEN);
 $primary->safe_psql('postgres', q{
-    CREATE EXTENSION projections;
-    CREATE TABLE seen (pos bigint PRIMARY KEY, stream_id text, version integer);
-    CREATE FUNCTION see(e projections.events) RETURNS void LANGUAGE sql AS $$
-        INSERT INTO seen VALUES (e.global_position, e.stream_id, e.stream_version)
-    $$;
-    SELECT projections.register('seen', 'see(projections.events)');
     SELECT count(projections.append('s-' || (i % 7), 'E', jsonb_build_object('i', i)))
     FROM generate_series(1, 2000) i;
 });

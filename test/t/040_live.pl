@@ -8,13 +8,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ProjectionsTest;
 
-my $node = PostgreSQL::Test::Cluster->new('live');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'projections'
-projections.poll_interval = '10s'    # appends wake the worker; the poll is a fallback
-});
+# appends wake the worker; the poll is a fallback
+my $node = preloaded_node('live', "projections.poll_interval = '10s'\n");
 $node->start;
 $node->safe_psql('postgres', q{
     CREATE EXTENSION projections;

@@ -8,11 +8,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ProjectionsTest;
 
-my $node = PostgreSQL::Test::Cluster->new('concurrent');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'projections'
+my $node = preloaded_node('concurrent', qq{
 projections.poll_interval = '50ms'
 projections.batch_size = 50
 max_connections = 50

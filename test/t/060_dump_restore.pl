@@ -8,11 +8,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ProjectionsTest;
 
-my $conf = qq{
-shared_preload_libraries = 'projections'
-projections.poll_interval = '100ms'
-};
 my $schema = q{
     CREATE EXTENSION projections;
     CREATE TABLE counts (stream_id text PRIMARY KEY, n integer NOT NULL);
@@ -36,14 +33,12 @@ my $append = q{
     FROM generate_series(1, %d) i};
 
 # the old cluster, its transaction ids pushed 3 million ahead
-my $old = PostgreSQL::Test::Cluster->new('old');
-$old->init;
+my $old = preloaded_node('old');
 command_ok(['pg_resetwal', '-x', '3000000', $old->data_dir], 'move the old cluster\'s xids forward');
 # pg_xact must hold the page for the new next xid (pg_resetwal leaves that to us)
 open(my $fh, '>', $old->data_dir . '/pg_xact/0002') or die;
 print $fh "\0" x (256 * 1024);
 close $fh;
-$old->append_conf('postgresql.conf', $conf);
 $old->start;
 $old->safe_psql('postgres', 'CREATE DATABASE shop');
 $old->safe_psql('shop', $schema);
@@ -63,9 +58,7 @@ $old->command_ok(['pg_dump', '-Fc', '-f', $dump, '-d', $old->connstr('shop')], '
 $old->stop;
 
 # a fresh cluster: transaction ids start low
-my $new = PostgreSQL::Test::Cluster->new('new');
-$new->init;
-$new->append_conf('postgresql.conf', $conf);
+my $new = preloaded_node('new');
 $new->start;
 cmp_ok($new->safe_psql('postgres', 'SELECT pg_current_xact_id()::text::bigint'), '<', 10_000,
     'the new cluster\'s xids are far lower');

@@ -7,25 +7,13 @@ use Cwd;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ProjectionsTest;
 
-my $conf = qq{
-shared_preload_libraries = 'projections'
-projections.poll_interval = '100ms'
-};
-
-my $old = PostgreSQL::Test::Cluster->new('old');
-$old->init;
-$old->append_conf('postgresql.conf', $conf);
+my $old = preloaded_node('old');
 $old->start;
-$old->safe_psql('postgres', q{
-    CREATE EXTENSION projections;
-    CREATE TABLE seen (pos bigint PRIMARY KEY, stream_id text, version integer);
-    CREATE FUNCTION see(e projections.events) RETURNS void LANGUAGE sql AS $$
-        INSERT INTO seen VALUES (e.global_position, e.stream_id, e.stream_version)
-    $$;
-    SELECT projections.register('seen', 'see(projections.events)');
-    SELECT count(projections.append('s-' || (i % 9), 'E', '{}')) FROM generate_series(1, 500) i;
-});
+$old->safe_psql('postgres', $SEEN);
+$old->safe_psql('postgres',
+    q{SELECT count(projections.append('s-' || (i % 9), 'E', '{}')) FROM generate_series(1, 500) i});
 is($old->safe_psql('postgres', q{SELECT projections.wait('seen', timeout => '60 s')}), 't',
     'the old cluster applies the history');
 $old->safe_psql('postgres', q{SELECT projections.pause('seen')});
@@ -34,9 +22,7 @@ $old->safe_psql('postgres',
 my $status = $old->safe_psql('postgres', q{SELECT position, checkpoint_key FROM projections.status});
 $old->stop;
 
-my $new = PostgreSQL::Test::Cluster->new('new');
-$new->init;
-$new->append_conf('postgresql.conf', $conf);
+my $new = preloaded_node('new');
 my $bindir = $new->config_data('--bindir');
 my $cwd = getcwd();
 chdir $new->basedir;

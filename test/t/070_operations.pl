@@ -8,14 +8,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ProjectionsTest;
 
-my $node = PostgreSQL::Test::Cluster->new('operations');
-$node->init;
 # one free worker slot: the launcher and the logical replication launcher
 # take two of three
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'projections'
-projections.poll_interval = '100ms'
+my $node = preloaded_node('operations', qq{
 projections.stall_warning = '1s'
 max_prepared_transactions = 5
 max_worker_processes = 3
@@ -23,15 +20,7 @@ max_parallel_workers = 0
 });
 $node->start;
 
-my $setup = q{
-    CREATE EXTENSION projections;
-    CREATE TABLE seen (pos bigint PRIMARY KEY);
-    CREATE FUNCTION see(e projections.events) RETURNS void LANGUAGE sql AS $$
-        INSERT INTO seen VALUES (e.global_position)
-    $$;
-    SELECT projections.register('seen', 'see(projections.events)');
-};
-$node->safe_psql('postgres', $setup);
+$node->safe_psql('postgres', $SEEN);
 $node->safe_psql('postgres', q{SELECT projections.append('s', 'E', '{}')});
 is($node->safe_psql('postgres', q{SELECT projections.wait('seen', timeout => '30 s')}), 't',
     'the worker runs');
@@ -74,7 +63,7 @@ $open->quit;
 # --- out of background worker slots: the second database waits for a slot
 my $before = length(slurp_file($node->logfile));
 $node->safe_psql('postgres', 'CREATE DATABASE second');
-$node->safe_psql('second', $setup);
+$node->safe_psql('second', $SEEN);
 $node->safe_psql('second', q{SELECT projections.append('s', 'E', '{}')});
 ok($node->wait_for_log(qr/WARNING:  projections: no background worker slot free for database/, $before),
     'a clear log line when no worker slot is free');
