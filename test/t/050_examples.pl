@@ -11,6 +11,7 @@ use File::Basename qw(dirname);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ProjectionsTest;
 
 my $example = abs_path(dirname(__FILE__) . '/../../examples/ecommerce');
 my $history = 12000;    # events per database
@@ -31,12 +32,7 @@ my @event_types = qw(OrderCreated OrderItemAdded OrderItemRemoved OrderShipped
   ProductPriceChanged ProductDeleted CustomerCreated ReviewSubmitted
   CustomerTierChanged);
 
-my $node = PostgreSQL::Test::Cluster->new('examples');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'projections'
-projections.poll_interval = '100ms'
-});
+my $node = preloaded_node('examples');
 $node->start;
 
 # create a database with the extension and the example loaded and registered
