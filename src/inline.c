@@ -235,21 +235,29 @@ projections_inline_wanted(PG_FUNCTION_ARGS)
 typedef struct InlineErrorContext
 {
 	const char *projection;
-	int64		position;
-	const char *stream_id;
-	int32		stream_version;
-	const char *event_type;
+	HeapTuple	tuple;
+	TupleDesc	desc;
 } InlineErrorContext;
+
+/* an event column as text, for the error context (read only on error) */
+static char *
+EventField(InlineErrorContext *c, const char *column)
+{
+	char	   *value = SPI_getvalue(c->tuple, c->desc, SPI_fnumber(c->desc, column));
+
+	return value ? value : "?";
+}
 
 static void
 InlineErrorCallback(void *arg)
 {
 	InlineErrorContext *c = (InlineErrorContext *) arg;
 
-	errcontext("inline projection \"%s\" applying event " INT64_FORMAT
-			   " (stream \"%s\" version %d, type %s)",
-			   c->projection, c->position, c->stream_id, c->stream_version,
-			   c->event_type);
+	errcontext("inline projection \"%s\" applying event %s"
+			   " (stream \"%s\" version %s, type %s)",
+			   c->projection, EventField(c, "global_position"),
+			   EventField(c, "stream_id"), EventField(c, "stream_version"),
+			   EventField(c, "event_type"));
 }
 
 /*
@@ -268,6 +276,7 @@ projections_events_apply_inline(PG_FUNCTION_ARGS)
 	InlineErrorContext ectx;
 	ErrorContextCallback callback;
 	InlineList *list;
+	char	   *type;
 	bool		isnull;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
@@ -278,12 +287,11 @@ projections_events_apply_inline(PG_FUNCTION_ARGS)
 	tuple = trigdata->tg_trigtuple;
 	desc = RelationGetDescr(trigdata->tg_relation);
 	event = heap_copy_tuple_as_datum(tuple, desc);
-
-	ectx.position = DatumGetInt64(heap_getattr(tuple, SPI_fnumber(desc, "global_position"), desc, &isnull));
-	ectx.stream_id = TextDatumGetCString(heap_getattr(tuple, SPI_fnumber(desc, "stream_id"), desc, &isnull));
-	ectx.stream_version = DatumGetInt32(heap_getattr(tuple, SPI_fnumber(desc, "stream_version"), desc, &isnull));
-	ectx.event_type = TextDatumGetCString(heap_getattr(tuple, SPI_fnumber(desc, "event_type"), desc, &isnull));
+	type = TextDatumGetCString(heap_getattr(tuple, SPI_fnumber(desc, "event_type"),
+											desc, &isnull));
 	ectx.projection = NULL;
+	ectx.tuple = tuple;
+	ectx.desc = desc;
 
 	list = GetList();
 	inline_in_use++;
@@ -299,7 +307,7 @@ projections_events_apply_inline(PG_FUNCTION_ARGS)
 		{
 			InlineProjection *p = &list->items[i];
 
-			if (!Wants(p, ectx.event_type))
+			if (!Wants(p, type))
 				continue;
 			ectx.projection = p->name;
 			ProjCallEnter(&p->call);
