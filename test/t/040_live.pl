@@ -40,11 +40,13 @@ is(scalar(@results), $rounds, "$rounds appends, each followed by wait()");
 is(scalar(grep { $_ eq 't' } @results), $rounds,
     'every wait() returned true and the read model showed the append');
 
-# NOTIFY after each committed batch (psql prints the notifications it receives)
+# NOTIFY after each committed batch (psql prints the notifications it
+# receives between statements: the batch's commit sends it before wait()
+# returns)
 my ($ret, $stdout, $stderr) = $node->psql('postgres', q{
     LISTEN projections;
     SELECT projections.append('acct-3', 'Deposited', '{"amount": 7}');
-    SELECT pg_sleep(0.5);
+    SELECT projections.wait('balance');
     SELECT 1;});
 like($stderr . $stdout, qr/"projection": "balance"/, 'NOTIFY projections names the projection')
   or diag("stdout: $stdout\nstderr: $stderr");
