@@ -32,6 +32,12 @@
 #define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
 #endif
 
+/* string keys of dynahash tables are said so since 14 (and were the default) */
+#include "utils/hsearch.h"
+#ifndef HASH_STRINGS
+#define HASH_STRINGS 0
+#endif
+
 /* shared memory must be requested from shmem_request_hook since 15 */
 #if PG_VERSION_NUM >= 150000
 #define PROJ_HAVE_SHMEM_REQUEST_HOOK 1
