@@ -130,8 +130,8 @@ def main():
                 handler["other (expression evaluation, jsonb, casts, ...)"] += 1
         elif "FrontierCanMove" in names:
             cats["frontier probe (FrontierCanMove: any event between checkpoint and safe key?)"] += 1
-        elif "ListProjections" in names:
-            cats["round start (ListProjections: projection list + events-above-safe-key probe)"] += 1
+        elif "RefreshNames" in names:
+            cats["projection list (RefreshNames, when the catalog changed)"] += 1
         elif "ApplyRange" in names and "SPI_execute_snapshot" in names:
             cats["event fetch (ApplyRange's query on projections.events)"] += 1
         elif "CommitTransactionCommand" in names:
