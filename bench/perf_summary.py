@@ -10,8 +10,8 @@ extension's frames when the installed file was replaced meanwhile.)
 Every sample is put in the first category whose frames it contains (frames
 of projections.so, inlined ones included, come from its debug information):
   handler      ProjCallEvent: the PL/pgSQL handler and the statements it runs
-  round start  ListProjections: the list of projections and the probe for
-               events above the safe key, once per round (batch)
+  list         RefreshNames: the list of projections, read again when the
+               catalog changed
   probe        FrontierCanMove: the query asking whether events the fetch
                filtered out lie between the checkpoint and the safe key
   fetch        ApplyRange -> SPI_execute_snapshot: the query reading the events
