@@ -348,14 +348,16 @@ sub escalations
 {
 	my ($node, $db, $attacker, $offset) = @_;
 	my @found;
-	my $super = $node->safe_psql($db,
-		"SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = '$attacker'");
-	push @found, "$attacker is a superuser now" if $super eq 't';
-	my $rows = $node->safe_psql($db, qq{
+	# (the database may have a hostile search_path of its own)
+	my @lines = split(/\n/, $node->safe_psql($db, qq{
         SET search_path = pg_catalog, pg_temp;
-        SELECT DISTINCT who || ' ran ' || what FROM seclog.log
-        WHERE who OPERATOR(pg_catalog.<>) '$attacker' ORDER BY 1});
-	push @found, map { "log table: $_" } grep { $_ ne '' } split(/\n/, $rows);
+        SELECT r.rolsuper FROM pg_catalog.pg_roles r
+        WHERE r.rolname OPERATOR(pg_catalog.=) '$attacker';
+        SELECT DISTINCT 'log table: ' || l.who::text || ' ran ' || l.what FROM seclog.log l
+        WHERE l.who OPERATOR(pg_catalog.<>) '$attacker' ORDER BY 1}));
+	my $super = shift @lines;
+	push @found, "$attacker is a superuser now" if $super eq 't';
+	push @found, @lines;
 	my $log = slurp_file($node->logfile, $offset);
 	my %seen;
 	while ($log =~ /SECGOTCHA who=(\S+) super=\S+ what=([^\n]*)/g)
