@@ -342,8 +342,8 @@ sub attack
 
 # What the hostile kit of $attacker reported since log offset $offset, as
 # a list of findings: $attacker became superuser, or a hostile function ran
-# as another role (in the log table of $db or in the server log).  Then
-# undoes the escalation and empties the log table for the next attack.
+# as another role (in the log table of $db or in the server log).  Undoes
+# the escalation and empties the log table for the next attack.
 sub escalations
 {
 	my ($node, $db, $attacker, $offset) = @_;
@@ -354,7 +354,9 @@ sub escalations
         SELECT r.rolsuper FROM pg_catalog.pg_roles r
         WHERE r.rolname OPERATOR(pg_catalog.=) '$attacker';
         SELECT DISTINCT 'log table: ' || l.who::text || ' ran ' || l.what FROM seclog.log l
-        WHERE l.who OPERATOR(pg_catalog.<>) '$attacker' ORDER BY 1}));
+        WHERE l.who OPERATOR(pg_catalog.<>) '$attacker' ORDER BY 1;
+        ALTER ROLE $attacker NOSUPERUSER;
+        TRUNCATE seclog.log}));
 	my $super = shift @lines;
 	push @found, "$attacker is a superuser now" if $super eq 't';
 	push @found, @lines;
@@ -366,10 +368,6 @@ sub escalations
 		my $f = "server log: $1 ran $2";
 		push @found, $f unless $seen{$f}++;
 	}
-	$node->safe_psql($db, qq{
-        SET search_path = pg_catalog, pg_temp;
-        ALTER ROLE $attacker NOSUPERUSER;
-        TRUNCATE seclog.log});
 	return \@found;
 }
 

@@ -84,8 +84,10 @@ my @variants = (
 );
 
 # Run one attack per search_path variant, each in a fresh session of
-# $role; $sql is a template in which %i is the variant number.  $before
-# runs (as the superuser, ordinary settings) before each attack.
+# $role; $sql is a template in which %i is the variant number.
+# $opts{before} and $opts{after} run (as the superuser, with ordinary
+# settings) around each attack; with $opts{works} = 0 the call need not
+# succeed.
 sub attack_entry
 {
 	my ($title, $role, $schema, $sql, %opts) = @_;
@@ -100,14 +102,15 @@ sub attack_entry
 		my $attack_sql = $sql =~ s/%i/$i/gr;
 		my ($r, $o, $e) = attack($node, 'postgres', $role, $schema, $path, $attack_sql);
 		push @failed_calls, "search_path $path: " . ($e =~ s/\n/ /gr)
-		  if !defined $r || $r != 0 || $e =~ /ERROR:/;
+		  if $opts{works} // 1 and (!defined $r || $r != 0 || $e =~ /ERROR:/);
 		push @found, map { "search_path $path: $_" }
 		  @{ escalations($node, 'postgres', $role, $offset) };
 		$node->safe_psql('postgres', $opts{after} =~ s/%i/$i/gr) if $opts{after};
 	}
 	is_deeply(\@found, [], "$title: no escalation") or diag(join("\n", @found));
 	is_deeply(\@failed_calls, [], "$title: the call works under hostile settings")
-	  or diag(join("\n", @failed_calls));
+	  or diag(join("\n", @failed_calls))
+	  if $opts{works} // 1;
 }
 
 # --- the application role: what the README grants it, and what PUBLIC may call
@@ -125,8 +128,10 @@ attack_entry('failed_events view', 'mallory', 'evil_m',
 	q{SELECT projection, global_position FROM projections.failed_events;});
 attack_entry('_safe_key()', 'mallory', 'evil_m',
 	q{SELECT projections._safe_key() > 0;});
+# (called directly, not from the trigger, it looks up the handlers as the
+# caller, who may not see the owner's schema: only escalation counts here)
 attack_entry('_inline_wanted()', 'mallory', 'evil_m',
-	q{SELECT projections._inline_wanted('ByE');});
+	q{SELECT projections._inline_wanted('ByE');}, works => 0);
 attack_entry('_horizon_holder()', 'mallory', 'evil_m',
 	q{SELECT xid IS NOT NULL FROM projections._horizon_holder();});
 attack_entry('_worker_status()', 'mallory', 'evil_m',

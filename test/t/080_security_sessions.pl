@@ -42,14 +42,17 @@ $node->safe_psql('postgres', q{
 # ---------------------------------------------------------------------------
 # DROP ROLE of a projection's owner
 
-# a role that owns nothing and was granted nothing itself: it registers
-# with what its group may do, a handler somebody else owns
+# a role that owns nothing and was granted nothing itself (a privilege of
+# its own would make DROP ROLE fail anyway): it registers, with what its
+# group may do, a handler somebody else owns
 $node->safe_psql('postgres', q{
     CREATE ROLE short_lived IN ROLE projectors;
     CREATE TABLE shared_seen (pos bigint PRIMARY KEY);
     GRANT INSERT ON shared_seen TO projectors;
     CREATE FUNCTION shared_see(e projections.events) RETURNS void LANGUAGE sql
         AS $$ INSERT INTO public.shared_seen VALUES (e.global_position) $$;
+    REVOKE EXECUTE ON FUNCTION shared_see(projections.events) FROM PUBLIC;
+    GRANT EXECUTE ON FUNCTION shared_see(projections.events) TO projectors;
     SET ROLE short_lived;
     SELECT projections.register('short_p', 'public.shared_see(projections.events)',
                                 event_types => '{RoleE}');
