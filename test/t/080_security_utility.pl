@@ -61,6 +61,8 @@ poll_until($node, 'postgres', q{
     SELECT count(*) FROM pg_stat_activity
     WHERE backend_type = 'projections worker' AND datname = 'victim'}, '1', 30);
 my $pid = worker_pid();
+# (never signal pid 0: that is our own process group)
+BAIL_OUT("no worker for database victim") unless $pid =~ /^[1-9][0-9]*$/;
 # a stopped worker cannot exit: the hook waits until statement_timeout
 # cancels the command
 kill 'STOP', $pid;
