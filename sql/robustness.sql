@@ -5,13 +5,13 @@ DROP EXTENSION IF EXISTS projections CASCADE;
 CREATE EXTENSION projections;
 RESET client_min_messages;
 
-CREATE TABLE tally (stream_id text PRIMARY KEY, n integer NOT NULL);
-CREATE FUNCTION tally_apply(e projections.events) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO tally VALUES (e.stream_id, 1)
-    ON CONFLICT (stream_id) DO UPDATE SET n = tally.n + 1
+CREATE TABLE r_tally (stream_id text PRIMARY KEY, n integer NOT NULL);
+CREATE FUNCTION r_tally_apply(e projections.events) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO r_tally VALUES (e.stream_id, 1)
+    ON CONFLICT (stream_id) DO UPDATE SET n = r_tally.n + 1
 $$;
 SET client_min_messages = error;
-SELECT projections.register('tally', 'tally_apply(projections.events)');
+SELECT projections.register('r_tally', 'r_tally_apply(projections.events)');
 RESET client_min_messages;
 
 -- run() and mode switches leave the session's other plans alone: run() does
@@ -27,11 +27,11 @@ EXECUTE which_one;
 CREATE FUNCTION ra.which() RETURNS text LANGUAGE sql AS $$ SELECT 'ra' $$;
 EXECUTE which_one;
 SELECT projections.append('s-1', 'E', '{}') > 0 AS appended;
-SELECT projections.run('tally');
+SELECT projections.run('r_tally');
 EXECUTE which_one;
 SET client_min_messages = error;
-SELECT projections.set_mode('tally', 'inline');
-SELECT projections.set_mode('tally', 'async');
+SELECT projections.set_mode('r_tally', 'inline');
+SELECT projections.set_mode('r_tally', 'async');
 RESET client_min_messages;
 EXECUTE which_one;
 DEALLOCATE which_one;
@@ -40,9 +40,9 @@ RESET search_path;
 -- a switch's lock_timeout ends with the switch
 SET lock_timeout = '7s';
 BEGIN;
-SELECT projections.set_mode('tally', 'inline');
+SELECT projections.set_mode('r_tally', 'inline');
 SHOW lock_timeout;
-SELECT projections.set_mode('tally', 'async');
+SELECT projections.set_mode('r_tally', 'async');
 SHOW lock_timeout;
 COMMIT;
 RESET lock_timeout;
@@ -92,3 +92,8 @@ SELECT projections.repair_key_offset() AS moved_again;
 
 DROP SCHEMA ra CASCADE;
 DROP SCHEMA rb CASCADE;
+SET client_min_messages = warning;
+SELECT projections.unregister('r_tally'), projections.unregister('remember');
+RESET client_min_messages;
+DROP TABLE r_tally, seen_setting;
+DROP FUNCTION r_tally_apply(projections.events), remember(projections.events);

@@ -117,6 +117,8 @@ ProjResolveFunction(const char *signature)
 	bool		found;
 	Oid			func;
 	int			level;
+	Oid			saved_user;
+	int			saved_sec;
 
 	if (func_cache != NULL)
 	{
@@ -125,6 +127,14 @@ ProjResolveFunction(const char *signature)
 			return entry->func;
 	}
 
+	/*
+	 * As the extension's owner: the caller (an appender running inline
+	 * handlers) needs no USAGE on the schemas of other owners' handlers.
+	 */
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(ProjExtGet(false)->owner,
+						   saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 	level = ProjPinSearchPath();
 	{
 		LOCAL_FCINFO(fcinfo, 1);
@@ -137,6 +147,7 @@ ProjResolveFunction(const char *signature)
 		func = fcinfo->isnull ? InvalidOid : DatumGetObjectId(result);
 	}
 	ProjUnpinSearchPath(level);
+	SetUserIdAndSecContext(saved_user, saved_sec);
 	if (OidIsValid(func) && isAnyTempNamespace(get_func_namespace(func)))
 		func = InvalidOid;
 	if (!OidIsValid(func))

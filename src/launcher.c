@@ -52,6 +52,7 @@
 
 #define RESCAN_INTERVAL_MS	10000
 #define NO_SLOT_RETRY_MS	5000
+#define HEALTHY_RUN_MS		60000	/* a worker that ran this long was fine */
 
 typedef enum LauncherDbStatus
 {
@@ -68,6 +69,7 @@ typedef struct LauncherDb
 	int			slot;			/* index in shared slots, or -1 */
 	BackgroundWorkerHandle *handle;
 	TimestampTz next_start;
+	TimestampTz started;		/* when the running worker was started */
 	int			failures;
 	bool		seen;			/* present in the last scan */
 	bool		warned;			/* logged that no slot was free */
@@ -250,6 +252,7 @@ StartWorker(LauncherDb *db, TimestampTz now)
 						db->dboid)));
 	ProjSlotSetState(db->slot, PROJ_WORKER_STARTING);
 	db->status = DB_RUNNING;
+	db->started = now;
 }
 
 /*
@@ -278,6 +281,8 @@ WorkerStopped(LauncherDb *db, TimestampTz now)
 			return;
 		default:
 			/* crashed, failed to connect, or the database is going away */
+			if (TimestampDifferenceExceeds(db->started, now, HEALTHY_RUN_MS))
+				db->failures = 0;	/* it had run fine: start the back-off over */
 			delay = ProjBackoffMs(db->failures);
 			db->failures++;
 			db->status = DB_RETRY;

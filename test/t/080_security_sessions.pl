@@ -153,12 +153,17 @@ my $holder_sql = q{
 
 is($node->safe_psql('postgres', $blocked_sql), "$holder_pid|-|true|true|1",
 	'an open write transaction holds the projection back, and the superuser sees which');
+# (the others learn that a transaction of another role holds them back, by
+# its transaction id only)
 ($ret, $out, $err) = psql_as($node, 'postgres', 'viewer', $blocked_sql);
-is($out, '-|-|false|false|1',
+is($out, '-|-|true|false|1',
 	'status: the projection\'s owner without pg_read_all_stats does not see another role\'s transaction')
   or diag($err);
+($ret, $out, $err) = psql_as($node, 'postgres', 'viewer',
+	q{SELECT blocked_by FROM projections.status WHERE name = 'v_p'});
+like($out, qr/^transaction \d+ of another role$/, '... only that one holds it back') or diag($err);
 ($ret, $out, $err) = psql_as($node, 'postgres', 'viewer', $holder_sql);
-is($out, '-|-|false|false', '_horizon_holder(): nor does it there') or diag($err);
+is($out, '-|-|true|false', '_horizon_holder(): nor does it there') or diag($err);
 ($ret, $out, $err) = psql_as($node, 'postgres', 'stats', $blocked_sql);
 is($out, "$holder_pid|-|true|true|1", 'status: a role with pg_read_all_stats sees it') or diag($err);
 ($ret, $out, $err) = psql_as($node, 'postgres', 'stats', $holder_sql);
@@ -173,11 +178,14 @@ $holding->quit;
 is($node->safe_psql('postgres', $blocked_sql), '-|holders_secret|true|true|1',
 	'a prepared transaction holds the projection back, and the superuser sees which');
 ($ret, $out, $err) = psql_as($node, 'postgres', 'viewer', $blocked_sql);
-is($out, '-|-|false|false|1',
+is($out, '-|-|true|false|1',
 	'status: the projection\'s owner without pg_read_all_stats does not see another role\'s prepared transaction')
   or diag($err);
+($ret, $out, $err) = psql_as($node, 'postgres', 'viewer',
+	q{SELECT blocked_by FROM projections.status WHERE name = 'v_p'});
+unlike($out, qr/holders_secret/, '... nor its name') or diag($err);
 ($ret, $out, $err) = psql_as($node, 'postgres', 'viewer', $holder_sql);
-is($out, '-|-|false|false', '_horizon_holder(): nor does it there') or diag($err);
+is($out, '-|-|true|false', '_horizon_holder(): nor does it there') or diag($err);
 ($ret, $out, $err) = psql_as($node, 'postgres', 'stats', $blocked_sql);
 is($out, '-|holders_secret|true|true|1', 'status: a role with pg_read_all_stats sees it')
   or diag($err);
