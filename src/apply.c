@@ -795,7 +795,8 @@ ProjApply(const char *name, ProjTarget target, ProjApplyCaller caller,
 		(def.state != PROJ_STATE_ACTIVE || def.inline_active) :
 		def.build_schema == NULL)
 		goto done;
-	if (!InitState(&st, &def, target, def.build_schema, true, cxt))
+	if (!InitState(&st, &def, target,
+				   target == PROJ_TARGET_BUILD ? def.build_schema : NULL, true, cxt))
 	{
 		result->failed = true;
 		goto done;
