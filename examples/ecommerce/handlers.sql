@@ -15,6 +15,27 @@
 -- (its payload or its recorded_at), never from now(), so a rebuild, or a fold
 -- of the same handler over the same events, gives exactly the same rows.
 -- Timestamps in payloads are ISO 8601 strings with a zone ("...Z").
+--
+-- Handlers and reset functions name their read-model tables unqualified
+-- (order_summary, not ecommerce.order_summary) and set no search_path of their
+-- own: they write to the tables of that name first on the search_path they
+-- run with, which is the search_path captured when the projection was
+-- registered (register.sql registers them under ecommerce, pg_catalog,
+-- pg_temp).  That is what lets the extension redirect a handler: an online
+-- rebuild builds a shadow copy of the tables in another schema and runs the
+-- same handler with that schema first, and a test can fold a handler into
+-- copies of the tables the same way.  What belongs to other schemas stays
+-- qualified (projections.events).  To call a handler by hand, set the
+-- search_path first:
+--
+--   SET search_path = ecommerce, pg_catalog, pg_temp;
+--   SELECT ecommerce.order_summary_apply(e) FROM projections.events e ... ;
+--
+-- (Loading this file resolves no table name: PL/pgSQL bodies are checked
+-- only for syntax, and the reset functions are TRUNCATEs, which an SQL
+-- function resolves when it runs.)  search_products() is not a handler: it
+-- is called by readers, whatever their search_path, so it names
+-- ecommerce.products in full.
 
 ------------------------------------------------------------------------------
 -- Read model 1: order summary
@@ -28,41 +49,41 @@ DECLARE
 BEGIN
     CASE e.event_type
     WHEN 'OrderCreated' THEN
-        INSERT INTO ecommerce.order_summary
+        INSERT INTO order_summary
             (order_id, customer_id, status, total_amount, item_count, created_at, updated_at)
         VALUES (d->>'order_id', d->>'customer_id', 'pending', 0, 0,
                 (d->>'created_at')::timestamptz, e.recorded_at);
 
     WHEN 'OrderItemAdded' THEN
-        UPDATE ecommerce.order_summary
+        UPDATE order_summary
         SET total_amount = total_amount + (d->>'price')::numeric * (d->>'quantity')::numeric,
             item_count = item_count + 1,
             updated_at = e.recorded_at
         WHERE order_id = d->>'order_id';
 
     WHEN 'OrderItemRemoved' THEN
-        UPDATE ecommerce.order_summary
+        UPDATE order_summary
         SET total_amount = total_amount - (d->>'price')::numeric * (d->>'quantity')::numeric,
             item_count = item_count - 1,
             updated_at = e.recorded_at
         WHERE order_id = d->>'order_id';
 
     WHEN 'OrderShipped' THEN
-        UPDATE ecommerce.order_summary
+        UPDATE order_summary
         SET status = 'shipped',
             shipped_at = (d->>'shipped_at')::timestamptz,
             updated_at = e.recorded_at
         WHERE order_id = d->>'order_id';
 
     WHEN 'OrderCompleted' THEN
-        UPDATE ecommerce.order_summary
+        UPDATE order_summary
         SET status = 'completed',
             completed_at = (d->>'completed_at')::timestamptz,
             updated_at = e.recorded_at
         WHERE order_id = d->>'order_id';
 
     WHEN 'OrderCancelled' THEN
-        UPDATE ecommerce.order_summary
+        UPDATE order_summary
         SET status = 'cancelled',
             cancelled_at = (d->>'cancelled_at')::timestamptz,
             cancellation_reason = d->>'reason',
@@ -75,11 +96,11 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ecommerce.order_summary_apply(projections.events) IS
-'Handler of projection order_summary: applies one order event to ecommerce.order_summary.';
+'Handler of projection order_summary: applies one order event to order_summary (ecommerce.order_summary under the search_path of register.sql).';
 
 CREATE OR REPLACE FUNCTION ecommerce.order_summary_reset() RETURNS void
 LANGUAGE sql AS $$
-    TRUNCATE ecommerce.order_summary;
+    TRUNCATE order_summary;
 $$;
 COMMENT ON FUNCTION ecommerce.order_summary_reset() IS
 'Reset of projection order_summary: empties its read model before a rebuild.';
@@ -97,7 +118,7 @@ BEGIN
     CASE e.event_type
     WHEN 'ProductCreated' THEN
         -- like indexing a document: a product created again replaces the old one
-        INSERT INTO ecommerce.products AS p
+        INSERT INTO products AS p
             (product_id, name, description, category, price, tags,
              created_at, updated_at, price_updated_at)
         VALUES (d->>'product_id', d->>'name', d->>'description', d->>'category',
@@ -113,7 +134,7 @@ BEGIN
     WHEN 'ProductUpdated' THEN
         -- the search column is a generated column: it follows name,
         -- description, category and tags by itself
-        UPDATE ecommerce.products
+        UPDATE products
         SET name = d->>'name',
             description = d->>'description',
             category = d->>'category',
@@ -122,13 +143,13 @@ BEGIN
         WHERE product_id = d->>'product_id';
 
     WHEN 'ProductPriceChanged' THEN
-        UPDATE ecommerce.products
+        UPDATE products
         SET price = (d->>'new_price')::numeric,
             price_updated_at = (d->>'changed_at')::timestamptz
         WHERE product_id = d->>'product_id';
 
     WHEN 'ProductDeleted' THEN
-        DELETE FROM ecommerce.products WHERE product_id = d->>'product_id';
+        DELETE FROM products WHERE product_id = d->>'product_id';
 
     ELSE
         NULL;
@@ -136,11 +157,11 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ecommerce.product_search_apply(projections.events) IS
-'Handler of projection product_search: keeps ecommerce.products, and so its full-text index, current.';
+'Handler of projection product_search: keeps products (ecommerce.products under the search_path of register.sql), and so its full-text index, current.';
 
 CREATE OR REPLACE FUNCTION ecommerce.product_search_reset() RETURNS void
 LANGUAGE sql AS $$
-    TRUNCATE ecommerce.products;
+    TRUNCATE products;
 $$;
 COMMENT ON FUNCTION ecommerce.product_search_reset() IS
 'Reset of projection product_search: empties its read model before a rebuild.';
@@ -173,7 +194,7 @@ BEGIN
     CASE e.event_type
     WHEN 'OrderCompleted' THEN
         -- the UTC day, whatever the TimeZone of the session applying the event
-        INSERT INTO ecommerce.daily_sales AS s
+        INSERT INTO daily_sales AS s
             (day, total_orders, total_revenue, total_items, total_refunds)
         VALUES (((d->>'completed_at')::timestamptz AT TIME ZONE 'UTC')::date,
                 1, (d->>'total_amount')::numeric, (d->>'item_count')::integer, 0)
@@ -184,7 +205,7 @@ BEGIN
 
     WHEN 'OrderRefunded' THEN
         -- a refund takes the sale back out of the day it was counted in
-        INSERT INTO ecommerce.daily_sales AS s
+        INSERT INTO daily_sales AS s
             (day, total_orders, total_revenue, total_items, total_refunds)
         VALUES (((d->>'original_completed_at')::timestamptz AT TIME ZONE 'UTC')::date,
                 -1, -(d->>'refund_amount')::numeric, 0, (d->>'refund_amount')::numeric)
@@ -203,7 +224,7 @@ COMMENT ON FUNCTION ecommerce.daily_sales_apply(projections.events) IS
 
 CREATE OR REPLACE FUNCTION ecommerce.daily_sales_reset() RETURNS void
 LANGUAGE sql AS $$
-    TRUNCATE ecommerce.daily_sales;
+    TRUNCATE daily_sales;
 $$;
 COMMENT ON FUNCTION ecommerce.daily_sales_reset() IS
 'Reset of projection daily_sales: empties its read model before a rebuild.';
@@ -222,31 +243,31 @@ BEGIN
     -- it, or not at all: the three tables never disagree.
     CASE e.event_type
     WHEN 'CustomerCreated' THEN
-        INSERT INTO ecommerce.customers (customer_id, email, name, tier, created_at, updated_at)
+        INSERT INTO customers (customer_id, email, name, tier, created_at, updated_at)
         VALUES (d->>'customer_id', d->>'email', d->>'name', 'bronze',
                 (d->>'created_at')::timestamptz, (d->>'created_at')::timestamptz);
-        INSERT INTO ecommerce.customer_activity_summary
+        INSERT INTO customer_activity_summary
             (customer_id, total_orders, total_spent, total_reviews)
         VALUES (d->>'customer_id', 0, 0, 0);
 
     WHEN 'OrderCompleted' THEN
-        UPDATE ecommerce.customer_activity_summary
+        UPDATE customer_activity_summary
         SET total_orders = total_orders + 1,
             total_spent = total_spent + (d->>'total_amount')::numeric,
             last_order_at = greatest(last_order_at, (d->>'completed_at')::timestamptz)
         WHERE customer_id = d->>'customer_id';
-        INSERT INTO ecommerce.customer_order_history (customer_id, order_id, amount, completed_at)
+        INSERT INTO customer_order_history (customer_id, order_id, amount, completed_at)
         VALUES (d->>'customer_id', d->>'order_id', (d->>'total_amount')::numeric,
                 (d->>'completed_at')::timestamptz);
 
     WHEN 'ReviewSubmitted' THEN
-        UPDATE ecommerce.customer_activity_summary
+        UPDATE customer_activity_summary
         SET total_reviews = total_reviews + 1,
             last_review_at = greatest(last_review_at, (d->>'submitted_at')::timestamptz)
         WHERE customer_id = d->>'customer_id';
 
     WHEN 'CustomerTierChanged' THEN
-        UPDATE ecommerce.customers
+        UPDATE customers
         SET tier = d->>'new_tier',
             updated_at = (d->>'changed_at')::timestamptz
         WHERE customer_id = d->>'customer_id';
@@ -261,8 +282,7 @@ COMMENT ON FUNCTION ecommerce.customer_activity_apply(projections.events) IS
 
 CREATE OR REPLACE FUNCTION ecommerce.customer_activity_reset() RETURNS void
 LANGUAGE sql AS $$
-    TRUNCATE ecommerce.customers, ecommerce.customer_activity_summary,
-             ecommerce.customer_order_history;
+    TRUNCATE customers, customer_activity_summary, customer_order_history;
 $$;
 COMMENT ON FUNCTION ecommerce.customer_activity_reset() IS
 'Reset of projection customer_activity: empties its three tables before a rebuild.';

@@ -12,17 +12,36 @@
 --
 -- A new projection starts from the first event: registering over an existing
 -- history builds the read models from it.
+--
+-- The handlers name their tables unqualified (see handlers.sql), and the
+-- extension runs a handler with the search_path of the session that
+-- registered it: each projection is registered under
+--
+--   search_path = ecommerce, pg_catalog, pg_temp
+--
+-- (set only for the register() call, by register_once's SET clause: the
+-- session's own search_path is left as it was).  To register one by hand, do
+-- the same:
+--
+--   SET search_path = ecommerce, pg_catalog, pg_temp;
+--   SELECT projections.register('daily_sales', 'ecommerce.daily_sales_apply(projections.events)',
+--                               ARRAY['OrderCompleted', 'OrderRefunded'],
+--                               reset => 'ecommerce.daily_sales_reset()');
+--   RESET search_path;
 
 \if :{?mode}
 \else
 \set mode async
 \endif
 
--- registers one projection unless a projection of that name exists
+-- registers one projection unless a projection of that name exists; the
+-- handler will run with the search_path of this function's SET clause
 CREATE OR REPLACE FUNCTION pg_temp.register_once(
     name text, handler regprocedure, event_types text[], mode text, reset regprocedure)
 RETURNS text
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = ecommerce, pg_catalog, pg_temp
+AS $$
 BEGIN
     IF EXISTS (SELECT FROM projections.status s WHERE s.name = register_once.name) THEN
         RETURN format('%s: already registered', name);
