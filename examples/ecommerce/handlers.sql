@@ -1,8 +1,8 @@
 -- examples/ecommerce/handlers.sql
 --
--- Handlers and reset functions of the four e-commerce projections, and the
--- product search function.  Needs schema.sql; safe to load again
--- (CREATE OR REPLACE).
+-- Handlers and reset functions of the four e-commerce projections, batch
+-- handlers of two of them (at the end), and the product search function.
+-- Needs schema.sql; safe to load again (CREATE OR REPLACE).
 --
 -- A handler takes one event, a row of projections.events, and returns void.
 -- The extension calls it once per event of the projection's types, in an
@@ -286,3 +286,163 @@ LANGUAGE sql AS $$
 $$;
 COMMENT ON FUNCTION ecommerce.customer_activity_reset() IS
 'Reset of projection customer_activity: empties its three tables before a rebuild.';
+
+------------------------------------------------------------------------------
+-- Batch handlers: order_summary and daily_sales, set-based
+------------------------------------------------------------------------------
+--
+-- A batch handler takes an array of events and returns void.  The extension
+-- calls it once per batch with the batch's events of the projection's types,
+-- in the order the per-event handler would see them, and the contract is
+-- that calling it on the consecutive pieces of the event sequence, however
+-- the sequence is cut, leaves exactly the tables that calling the per-event
+-- handler on each event leaves.  A cut can fall anywhere: between an order's
+-- OrderCreated and its later events, in the middle of them, or long after.
+-- (register.sql registers these instead of the per-event handlers when run
+-- with -v handlers=batch.)
+--
+-- Each is one statement, whatever the batch size: unnest the array WITH
+-- ORDINALITY (n = the applying order), reduce it to one row per order (per
+-- day), and write each of those rows once.  For order_summary:
+--   * the events of an order that find its row are those from its first
+--     OrderCreated in the batch on, or all of them if it was created before
+--     (an order without a row yet ignores them, as the per-event handler's
+--     UPDATEs do);
+--   * sums (amount, items) add up; for the rest the last event of a kind
+--     wins: window maxima over the order give the position of the last event,
+--     the last status event, the last OrderShipped, ...; the aggregate picks
+--     the values of those events (one sort of the batch by order, no
+--     per-order sorting);
+--   * orders created in the batch are INSERTed with their final values, the
+--     others UPDATEd once (an UPDATE finds no row for an unknown order).
+-- daily_sales is a sum per UTC day, upserted once per day.
+--
+-- A payload the per-event handler would refuse is refused here too: a
+-- missing amount makes its sum NULL (count(x) = count(*) checks for one), so
+-- the NOT NULL column refuses the row; a second OrderCreated of an order
+-- inserts the row twice, so the primary key refuses it.  (One difference:
+-- the payload fields of events of an order that has no row are cast here,
+-- so a malformed number or time in such an event fails the batch, where the
+-- per-event handler's UPDATE passes over it.)
+
+CREATE OR REPLACE FUNCTION ecommerce.order_summary_apply_batch(events projections.events[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    WITH ev AS (
+        -- the batch's order events in applying order (n); created_n: where
+        -- the order's first OrderCreated is in the batch, if it is
+        SELECT e.data->>'order_id' AS order_id, e.event_type AS type, e.data AS d,
+               e.recorded_at, e.ordinality AS n,
+               min(e.ordinality) FILTER (WHERE e.event_type = 'OrderCreated')
+                   OVER (PARTITION BY e.data->>'order_id') AS created_n
+        FROM unnest(events) WITH ORDINALITY AS e
+        WHERE e.event_type IN ('OrderCreated', 'OrderItemAdded', 'OrderItemRemoved',
+                               'OrderShipped', 'OrderCompleted', 'OrderCancelled')
+    ),
+    applied AS (
+        -- the events that find (or make) their order's row, each with its
+        -- amount and the positions of the order's last event of each kind
+        SELECT ev.*,
+               CASE type
+                   WHEN 'OrderItemAdded' THEN (d->>'price')::numeric * (d->>'quantity')::numeric
+                   WHEN 'OrderItemRemoved' THEN -((d->>'price')::numeric * (d->>'quantity')::numeric)
+                   ELSE 0 END AS amount,
+               max(n) OVER o AS last_n,
+               max(n) FILTER (WHERE type IN ('OrderShipped', 'OrderCompleted', 'OrderCancelled'))
+                   OVER o AS status_n,
+               max(n) FILTER (WHERE type = 'OrderShipped') OVER o AS shipped_n,
+               max(n) FILTER (WHERE type = 'OrderCompleted') OVER o AS completed_n,
+               max(n) FILTER (WHERE type = 'OrderCancelled') OVER o AS cancelled_n
+        FROM ev
+        WHERE n >= coalesce(created_n, 0)
+        WINDOW o AS (PARTITION BY order_id)
+    ),
+    effect AS (
+        -- one row per order: what its events in this batch add up to
+        SELECT order_id,
+               min(created_n) AS created_n,
+               count(*) FILTER (WHERE type = 'OrderCreated') AS creates,
+               min(d->>'customer_id') FILTER (WHERE n = created_n) AS customer_id,
+               min((d->>'created_at')::timestamptz) FILTER (WHERE n = created_n) AS created_at,
+               CASE WHEN count(amount) = count(*) THEN sum(amount) END AS amount,
+               sum(CASE type WHEN 'OrderItemAdded' THEN 1 WHEN 'OrderItemRemoved' THEN -1 ELSE 0 END)
+                   AS items,
+               min(recorded_at) FILTER (WHERE n = last_n) AS updated_at,
+               min(CASE type WHEN 'OrderShipped' THEN 'shipped'
+                             WHEN 'OrderCompleted' THEN 'completed'
+                             WHEN 'OrderCancelled' THEN 'cancelled' END)
+                   FILTER (WHERE n = status_n) AS status,
+               min(shipped_n) AS shipped_n,
+               min((d->>'shipped_at')::timestamptz) FILTER (WHERE n = shipped_n) AS shipped_at,
+               min(completed_n) AS completed_n,
+               min((d->>'completed_at')::timestamptz) FILTER (WHERE n = completed_n) AS completed_at,
+               min(cancelled_n) AS cancelled_n,
+               min((d->>'cancelled_at')::timestamptz) FILTER (WHERE n = cancelled_n) AS cancelled_at,
+               min(d->>'reason') FILTER (WHERE n = cancelled_n) AS reason
+        FROM applied
+        GROUP BY order_id
+    ),
+    created AS (
+        -- orders created in this batch, with their final values; one row per
+        -- OrderCreated, so that a second one fails on the primary key
+        INSERT INTO order_summary
+            (order_id, customer_id, status, total_amount, item_count, created_at, updated_at,
+             shipped_at, completed_at, cancelled_at, cancellation_reason)
+        SELECT f.order_id, f.customer_id, coalesce(f.status, 'pending'), f.amount, f.items,
+               f.created_at, f.updated_at, f.shipped_at, f.completed_at, f.cancelled_at, f.reason
+        FROM effect f CROSS JOIN generate_series(1, f.creates)
+        WHERE f.created_n IS NOT NULL
+    )
+    -- orders created before this batch
+    UPDATE order_summary o
+    SET total_amount = o.total_amount + f.amount,
+        item_count = o.item_count + f.items,
+        status = coalesce(f.status, o.status),
+        shipped_at = CASE WHEN f.shipped_n IS NULL THEN o.shipped_at ELSE f.shipped_at END,
+        completed_at = CASE WHEN f.completed_n IS NULL THEN o.completed_at ELSE f.completed_at END,
+        cancelled_at = CASE WHEN f.cancelled_n IS NULL THEN o.cancelled_at ELSE f.cancelled_at END,
+        cancellation_reason = CASE WHEN f.cancelled_n IS NULL THEN o.cancellation_reason
+                                   ELSE f.reason END,
+        updated_at = f.updated_at
+    FROM effect f
+    WHERE o.order_id = f.order_id AND f.created_n IS NULL;
+END
+$$;
+COMMENT ON FUNCTION ecommerce.order_summary_apply_batch(projections.events[]) IS
+'Batch handler of projection order_summary: applies a batch of order events to order_summary in one statement, with the same result as order_summary_apply on each.';
+
+CREATE OR REPLACE FUNCTION ecommerce.daily_sales_apply_batch(events projections.events[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO daily_sales AS s (day, total_orders, total_revenue, total_items, total_refunds)
+    SELECT day, sum(orders),
+           CASE WHEN count(revenue) = count(*) THEN sum(revenue) END,
+           CASE WHEN count(items) = count(*) THEN sum(items) END,
+           sum(refunds)
+    FROM (
+        -- each event's contribution to its UTC day, as in daily_sales_apply
+        SELECT ((CASE e.event_type WHEN 'OrderCompleted' THEN e.data->>'completed_at'
+                                   ELSE e.data->>'original_completed_at' END)::timestamptz
+                    AT TIME ZONE 'UTC')::date AS day,
+               CASE e.event_type WHEN 'OrderCompleted' THEN 1 ELSE -1 END AS orders,
+               CASE e.event_type WHEN 'OrderCompleted' THEN (e.data->>'total_amount')::numeric
+                                 ELSE -(e.data->>'refund_amount')::numeric END AS revenue,
+               CASE e.event_type WHEN 'OrderCompleted' THEN (e.data->>'item_count')::integer
+                                 ELSE 0 END AS items,
+               CASE e.event_type WHEN 'OrderCompleted' THEN 0
+                                 ELSE (e.data->>'refund_amount')::numeric END AS refunds
+        FROM unnest(events) AS e
+        WHERE e.event_type IN ('OrderCompleted', 'OrderRefunded')
+    ) x
+    GROUP BY day
+    ON CONFLICT (day) DO UPDATE
+    SET total_orders = s.total_orders + excluded.total_orders,
+        total_revenue = s.total_revenue + excluded.total_revenue,
+        total_items = s.total_items + excluded.total_items,
+        total_refunds = s.total_refunds + excluded.total_refunds;
+END
+$$;
+COMMENT ON FUNCTION ecommerce.daily_sales_apply_batch(projections.events[]) IS
+'Batch handler of projection daily_sales: adds a batch of completions and refunds to their days in one statement, with the same result as daily_sales_apply on each.';
