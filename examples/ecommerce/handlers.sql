@@ -293,37 +293,35 @@ COMMENT ON FUNCTION ecommerce.customer_activity_reset() IS
 --
 -- A batch handler takes an array of events and returns void.  The extension
 -- calls it once per batch with the batch's events of the projection's types,
--- in the order the per-event handler would see them, and the contract is
--- that calling it on the consecutive pieces of the event sequence, however
--- the sequence is cut, leaves exactly the tables that calling the per-event
--- handler on each event leaves.  A cut can fall anywhere: between an order's
--- OrderCreated and its later events, in the middle of them, or long after.
--- (register.sql registers these instead of the per-event handlers when run
--- with -v handlers=batch.)
+-- in the order the per-event handler would see them.  Contract: calling it on
+-- consecutive pieces of the event sequence, cut anywhere (between an order's
+-- OrderCreated and its later events, or in the middle of them), leaves
+-- exactly the tables the per-event handler leaves.  register.sql registers
+-- these with -v handlers=batch.
 --
 -- Each is one statement, whatever the batch size: unnest the array WITH
--- ORDINALITY (n = the applying order), reduce it to one row per order (per
--- day), and write each of those rows once.  For order_summary:
---   * the events of an order that find its row are those from its first
---     OrderCreated in the batch on, or all of them if it was created before
---     (an order without a row yet ignores them, as the per-event handler's
---     UPDATEs do);
---   * sums (amount, items) add up; for the rest the last event of a kind
---     wins: window maxima over the order give the position of the last event,
---     the last status event, the last OrderShipped, ...; the aggregate picks
---     the values of those events (one sort of the batch by order, no
---     per-order sorting);
+-- ORDINALITY (n = applying order), reduce it to one row per order (per day
+-- for daily_sales), and write each such row once.  For order_summary:
+--   * an order's events count from its first OrderCreated in the batch on,
+--     or all of them if it was created earlier (before it exists, the
+--     per-event handler's UPDATEs find no row either);
+--   * amounts and item counts are summed; for the other columns the last
+--     event of a kind wins: window maxima give the position of the order's
+--     last event, last status event, last OrderShipped, ..., and the
+--     aggregate takes those events' values (one sort of the batch, no
+--     sorting per order);
 --   * orders created in the batch are INSERTed with their final values, the
---     others UPDATEd once (an UPDATE finds no row for an unknown order).
--- daily_sales is a sum per UTC day, upserted once per day.
+--     others UPDATEd (an unknown order has no row to update).
+-- There is no join between sets derived from the batch: after a few calls
+-- PL/pgSQL keeps a generic plan, made for an array of some ten events, and a
+-- join planned for ten can go quadratic on ten thousand.
 --
--- A payload the per-event handler would refuse is refused here too: a
--- missing amount makes its sum NULL (count(x) = count(*) checks for one), so
--- the NOT NULL column refuses the row; a second OrderCreated of an order
--- inserts the row twice, so the primary key refuses it.  (One difference:
--- the payload fields of events of an order that has no row are cast here,
--- so a malformed number or time in such an event fails the batch, where the
--- per-event handler's UPDATE passes over it.)
+-- What the per-event handler refuses fails the batch too: a missing amount
+-- makes the sum NULL (count(x) = count(*) checks), which the NOT NULL column
+-- refuses; an order created twice is inserted twice, which the primary key
+-- refuses.  One difference: a malformed number or time in an event of an
+-- order that has no row fails the batch (its fields are cast), where the
+-- per-event handler's UPDATE passes over it.
 
 CREATE OR REPLACE FUNCTION ecommerce.order_summary_apply_batch(events projections.events[])
 RETURNS void
