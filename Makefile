@@ -1,9 +1,9 @@
 # projections: CQRS read models maintained from event streams inside PostgreSQL
 EXTENSION = projections
 MODULE_big = projections
-OBJS = src/projections.o src/shmem.o src/launcher.o src/worker.o \
-	src/catalog.o src/apply.o src/events.o src/inline.o src/api.o src/utility.o
-HEADERS = src/projections.h src/compat.h
+OBJS = src/projections.o src/settings.o src/registry.o src/keys.o src/handler.o src/shmem.o \
+	src/launcher.o src/worker.o src/catalog.o src/apply.o src/inline.o src/events.o \
+	src/rebuild.o src/api.o src/wait.o src/utility.o
 DATA = $(wildcard projections--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/src
 
@@ -29,8 +29,8 @@ include $(PGXS)
 # the TAP tests' shared module
 PROVE_FLAGS += -I $(srcdir)/test/perl
 
-# every object depends on the shared headers
-$(OBJS): $(HEADERS)
+# every object depends on the headers (internal: not installed)
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
 
 # pgTAP: behavioural unit tests (test/pgtap), through pg_prove on a throwaway cluster
 .PHONY: pgtapcheck

@@ -97,6 +97,18 @@ SELECT projections.run('alice_record');
 SELECT count(*) AS rows FROM alice.seen;
 RESET search_path;
 
+-- an appender needs no privilege on the schema of another owner's inline
+-- handler: the handler runs as its owner
+SET ROLE regress_alice;
+SELECT projections.set_mode('alice_record', 'inline');
+RESET ROLE;
+SET ROLE regress_bob;
+SELECT has_schema_privilege('alice', 'USAGE') AS bob_may_use_alice;
+SELECT projections.append('account-3', 'Opened', '{}') > 0 AS bob_appended;
+RESET ROLE;
+SELECT count(*) AS applied_inline FROM alice.seen s JOIN projections.events e
+    ON e.global_position = s.pos WHERE e.stream_id = 'account-3';
+
 -- superusers may change anybody's projections
 SELECT projections.unregister('alice_peek');
 SELECT projections.unregister('alice_record');

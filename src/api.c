@@ -1,13 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * api.c
- *	  SQL-callable functions that register, change, run and wait for
- *	  projections, and the helpers behind the status view.
+ *	  SQL-callable functions that register, change, run, rebuild and verify
+ *	  projections.
  *
- * Every state change takes the projection's applier lock first, so it waits
- * for a batch in progress and no batch starts until it commits.  Only the
- * projection's owner (or a member of that role, or a superuser) may change
- * it.  Names and types passed in are only ever used as parameters.
+ * Every state change checks first that the caller owns the projection (or
+ * is a member of the owning role, or a superuser), then takes the
+ * projection's applier lock, so it waits for a batch in progress and no
+ * batch starts until it commits.  Names and types passed in are only ever
+ * used as parameters.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,45 +19,46 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "pgstat.h"
-#include "storage/condition_variable.h"
-#include "storage/latch.h"
-#include "storage/lmgr.h"
+#include "settings.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/datetime.h"
 #include "utils/guc.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
-#include "utils/timestamp.h"
 
+#include "api.h"
+#include "apply.h"
+#include "catalog.h"
 #include "compat.h"
-#include "projections.h"
+#include "handler.h"
+#include "inline.h"
+#include "keys.h"
+#include "rebuild.h"
+#include "registry.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(projections_register);
 PG_FUNCTION_INFO_V1(projections_unregister);
 PG_FUNCTION_INFO_V1(projections_pause);
 PG_FUNCTION_INFO_V1(projections_resume);
 PG_FUNCTION_INFO_V1(projections_rebuild);
+PG_FUNCTION_INFO_V1(projections_cancel_rebuild);
 PG_FUNCTION_INFO_V1(projections_set_mode);
+PG_FUNCTION_INFO_V1(projections_set_tables);
 PG_FUNCTION_INFO_V1(projections_run);
-PG_FUNCTION_INFO_V1(projections_head);
-PG_FUNCTION_INFO_V1(projections_wait);
-PG_FUNCTION_INFO_V1(projections_safe_key);
-PG_FUNCTION_INFO_V1(projections_worker_status);
+PG_FUNCTION_INFO_V1(projections_verify);
+PG_FUNCTION_INFO_V1(projections_repair_key_offset);
 
 /*
  * The projection name argument: present, not empty, at most 63 bytes.
  */
-static char *
-NameArg(FunctionCallInfo fcinfo, int argno)
+char *
+ProjNameArg(FunctionCallInfo fcinfo, int argno)
 {
 	char	   *name;
 
@@ -101,16 +103,20 @@ ChoiceArg(FunctionCallInfo fcinfo, int argno, const char *what,
 }
 
 /*
- * A handler takes one projections.events row and returns void; a reset
- * function takes nothing and returns void.  The caller must be allowed to
- * execute it.
+ * A handler takes one projections.events row (or a projections.events[]
+ * array: a batch handler) and returns void; a reset function takes nothing
+ * and returns void.  It must not live in a temporary schema, and the caller
+ * must be allowed to execute it.  Returns whether it is a batch handler.
  */
-static void
-CheckFunction(Oid func, const char *what, Oid argtype, Oid caller)
+static bool
+CheckFunction(Oid func, bool is_handler, Oid caller)
 {
+	const ProjExtInfo *ext = ProjExtGet(false);
+	const char *what = is_handler ? "handler" : "reset";
 	HeapTuple	tup;
 	Form_pg_proc proc;
 	bool		ok;
+	bool		batch = false;
 
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(func));
 	if (!HeapTupleIsValid(tup))
@@ -119,24 +125,39 @@ CheckFunction(Oid func, const char *what, Oid argtype, Oid caller)
 				 errmsg("%s function with OID %u does not exist", what, func)));
 	proc = (Form_pg_proc) GETSTRUCT(tup);
 	ok = proc->prokind == PROKIND_FUNCTION && !proc->proretset &&
-		proc->prorettype == VOIDOID &&
-		(OidIsValid(argtype) ?
-		 (proc->pronargs == 1 && proc->proargtypes.values[0] == argtype) :
-		 proc->pronargs == 0);
+		proc->prorettype == VOIDOID;
+	if (is_handler)
+	{
+		ok = ok && proc->pronargs == 1 &&
+			(proc->proargtypes.values[0] == ext->events_type ||
+			 proc->proargtypes.values[0] == ext->events_array_type);
+		batch = ok && proc->proargtypes.values[0] == ext->events_array_type;
+	}
+	else
+		ok = ok && proc->pronargs == 0;
 	ReleaseSysCache(tup);
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
 				 errmsg("%s function %s has the wrong signature", what,
 						format_procedure(func)),
-				 OidIsValid(argtype) ?
-				 errdetail("A handler takes one argument of type projections.events and returns void.") :
+				 is_handler ?
+				 errdetail("A handler takes one argument of type projections.events "
+						   "(or projections.events[], a batch handler) and returns void.") :
 				 errdetail("A reset function takes no arguments and returns void."),
-				 OidIsValid(argtype) ?
+				 is_handler ?
 				 errhint("Declare it as CREATE FUNCTION my_handler(e projections.events) RETURNS void ...") :
 				 errhint("Declare it as CREATE FUNCTION my_reset() RETURNS void ...")));
+	if (isAnyTempNamespace(get_func_namespace(func)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("%s function %s is in a temporary schema", what,
+						format_procedure(func)),
+				 errdetail("A projection outlives the session that registers it."),
+				 errhint("Create the function in a permanent schema.")));
 	if (ProjProcedureAclCheck(func, caller, ACL_EXECUTE) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(func));
+	return batch;
 }
 
 /*
@@ -173,42 +194,31 @@ CheckEventTypes(ArrayType *types)
 	}
 }
 
-static void
-WarnIfNoWorker(const char *name)
+void
+ProjWarnIfNoWorker(const char *detail)
 {
-	if (!ProjWorkerExpected())
+	if (!ProjWorkerExpected() && !RecoveryInProgress())
 		ereport(WARNING,
 				(errmsg("no background worker applies async projections in this server"),
-				 errdetail("Projection \"%s\" is applied only when projections.run() is called.",
-						   name),
+				 errdetail_internal("%s", detail),
 				 errhint("Add projections to shared_preload_libraries and restart, "
 						 "and keep projections.enabled on.")));
 }
 
 /*
  * Load a projection for a change by the SQL API: it must exist, the caller
- * must own it, and we hold its applier lock.  The caller is connected to SPI.
+ * must own it (checked before anything else happens), and we hold its
+ * applier lock.
  */
 static ProjectionDef *
 LoadForChange(const char *name)
 {
-	ProjectionDef *def = ProjLoadOrError(name);
+	ProjectionDef *def = ProjCatalogLoadOrError(name);
 
-	ProjCheckOwner(def);
-	(void) ProjLockProjection(name, true);
+	ProjCatalogCheckOwner(def);
+	(void) ProjCatalogLock(name, PROJ_TARGET_LIVE, true);
 	ProjNoteCatalogChange();
-	return ProjLoadOrError(name);
-}
-
-static void
-SetState(const char *name, const char *state)
-{
-	Datum		args[2];
-
-	args[0] = CStringGetTextDatum(name);
-	args[1] = CStringGetTextDatum(state);
-	ProjExecuteSql("UPDATE projections.projection SET state = $2 WHERE name = $1",
-				   2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL);
+	return ProjCatalogLoadOrError(name);
 }
 
 /*
@@ -220,101 +230,86 @@ SetState(const char *name, const char *state)
 static void
 ApplyNext(const char *name, bool is_inline)
 {
-	bool		more;
+	ProjApplyResult result;
 
 	if (is_inline)
-		(void) ProjApply(name, PROJ_CALLER_RUN, 0, &more, NULL);
+		ProjApply(name, PROJ_TARGET_LIVE, PROJ_CALLER_RUN, 0, &result);
 	else
-		WarnIfNoWorker(name);
+		ProjWarnIfNoWorker(psprintf("Projection \"%s\" is applied only when projections.run() is called.",
+									name));
 }
 
 /*
- * projections.register(name, handler, event_types, mode, reset, on_error)
+ * projections.register(name, handler, event_types, mode, reset, on_error,
+ *						tables)
  */
 Datum
 projections_register(PG_FUNCTION_ARGS)
 {
-	char	   *name = NameArg(fcinfo, 0);
+	char	   *name = ProjNameArg(fcinfo, 0);
 	char	   *mode = ChoiceArg(fcinfo, 3, "mode", "async", "inline");
 	char	   *on_error = ChoiceArg(fcinfo, 5, "on_error", "pause", "skip");
-	const ProjExtInfo *ext = ProjExtGet(false);
 	Oid			caller = GetUserId();
 	Oid			handler;
 	Oid			reset = PG_ARGISNULL(4) ? InvalidOid : PG_GETARG_OID(4);
-	Datum		args[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		tables = (Datum) 0;
+	bool		batch;
+	char	   *reset_signature = NULL;
 
+	ProjRequireCurrentVersion();
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("handler must not be null")));
 	handler = PG_GETARG_OID(1);
-	CheckFunction(handler, "handler", ext->events_type, caller);
+	batch = CheckFunction(handler, true, caller);
 	if (OidIsValid(reset))
-		CheckFunction(reset, "reset", InvalidOid, caller);
+	{
+		(void) CheckFunction(reset, false, caller);
+		reset_signature = format_procedure_qualified(reset);
+	}
 	if (!PG_ARGISNULL(2))
 		CheckEventTypes(PG_GETARG_ARRAYTYPE_P(2));
+	if (PG_NARGS() > 6 && !PG_ARGISNULL(6))
+		tables = ProjCheckTables(PG_GETARG_DATUM(6), caller);
 
-	args[0] = CStringGetTextDatum(name);
-	args[1] = CStringGetTextDatum(format_procedure_qualified(handler));
-	if (OidIsValid(reset))
-		args[2] = CStringGetTextDatum(format_procedure_qualified(reset));
-	else
-		nulls[2] = 'n';
-	if (PG_ARGISNULL(2))
-		nulls[3] = 'n';
-	else
-		args[3] = PG_GETARG_DATUM(2);
-	args[4] = CStringGetTextDatum(mode);
-	args[5] = CStringGetTextDatum(on_error);
-	args[6] = ObjectIdGetDatum(caller);
-	args[7] = CStringGetTextDatum(GetConfigOption("search_path", false, false));
-
-	SPI_connect();
-	(void) ProjLockProjection(name, true);
+	(void) ProjCatalogLock(name, PROJ_TARGET_LIVE, true);
 	ProjNoteCatalogChange();
-	ProjExecuteSql("INSERT INTO projections.projection (name, handler, reset,"
-				   " event_types, mode, on_error, owner, search_path)"
-				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-				   " ON CONFLICT (name) DO NOTHING",
-				   8, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID,
-					   TEXTOID, REGROLEOID, TEXTOID},
-				   args, nulls);
-	if (SPI_processed == 0)
+	if (!ProjCatalogInsert(name, format_procedure_qualified(handler),
+						   reset_signature,
+						   PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
+						   !PG_ARGISNULL(2), strcmp(mode, "inline") == 0,
+						   strcmp(on_error, "skip") == 0, batch, caller,
+						   GetConfigOption("search_path", false, false),
+						   tables, tables != (Datum) 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("projection \"%s\" already exists", name),
 				 errhint("Choose another name, or unregister the existing projection first.")));
 
 	ApplyNext(name, strcmp(mode, "inline") == 0);
-	SPI_finish();
 	PG_RETURN_VOID();
 }
 
 /*
- * projections.unregister(name)
+ * projections.unregister(name): the projection goes, with its failed
+ * events and the shadow model of an online rebuild; its read model stays.
  */
 Datum
 projections_unregister(PG_FUNCTION_ARGS)
 {
-	char	   *name = NameArg(fcinfo, 0);
+	char	   *name = ProjNameArg(fcinfo, 0);
 	ProjectionDef *def;
-	Datum		arg = CStringGetTextDatum(name);
 
-	SPI_connect();
 	def = LoadForChange(name);
 	if (def->inline_active)
 	{
-		const ProjExtInfo *ext = ProjExtGet(false);
-
-		LockRelationOid(ext->events_relid, ShareRowExclusiveLock);
-		CacheInvalidateRelcacheByRelid(ext->events_relid);
+		(void) ProjInlineLockForSwitch(name, true);
+		ProjInlineChanged();
 	}
-	ProjExecuteSql("DELETE FROM projections.failed_event WHERE projection = $1",
-				   1, (Oid[]) {TEXTOID}, &arg, NULL);
-	ProjExecuteSql("DELETE FROM projections.projection WHERE name = $1",
-				   1, (Oid[]) {TEXTOID}, &arg, NULL);
-	SPI_finish();
+	if (def->build_schema != NULL)
+		ProjRebuildCancel(def);
+	ProjCatalogDelete(name);
 	PG_RETURN_VOID();
 }
 
@@ -324,21 +319,19 @@ projections_unregister(PG_FUNCTION_ARGS)
 Datum
 projections_pause(PG_FUNCTION_ARGS)
 {
-	char	   *name = NameArg(fcinfo, 0);
+	char	   *name = ProjNameArg(fcinfo, 0);
 	ProjectionDef *def;
 
-	SPI_connect();
 	def = LoadForChange(name);
-	if (def->state == 'p')
+	if (def->state == PROJ_STATE_PAUSED)
 		ereport(NOTICE,
 				(errmsg("projection \"%s\" is already paused", name)));
 	else
 	{
 		if (def->inline_active)
-			ProjDeactivateInline(def);
-		SetState(name, "paused");
+			ProjInlineDeactivate(def);
+		ProjCatalogSetState(name, PROJ_STATE_PAUSED);
 	}
-	SPI_finish();
 	PG_RETURN_VOID();
 }
 
@@ -348,87 +341,114 @@ projections_pause(PG_FUNCTION_ARGS)
 Datum
 projections_resume(PG_FUNCTION_ARGS)
 {
-	char	   *name = NameArg(fcinfo, 0);
+	char	   *name = ProjNameArg(fcinfo, 0);
 	ProjectionDef *def;
 
-	SPI_connect();
 	def = LoadForChange(name);
-	if (def->state == 'a')
+	if (def->state == PROJ_STATE_ACTIVE)
 		ereport(NOTICE,
 				(errmsg("projection \"%s\" is not paused", name)));
 	else
 	{
-		SetState(name, "active");
+		ProjCatalogSetState(name, PROJ_STATE_ACTIVE);
 		ApplyNext(name, def->is_inline);
 	}
-	SPI_finish();
 	PG_RETURN_VOID();
 }
 
 /*
- * projections.rebuild(name): empty the read model through the reset
- * function and start again from the first event.  An async projection is
- * replayed by the worker; an inline one is replayed here, while appends
- * wait, so that its read model is never seen half-built.
+ * Empty the read model: through the reset function, as the projection's
+ * owner, or by truncating the declared tables.
+ */
+static void
+ResetReadModel(ProjectionDef *def)
+{
+	ProjCallProblem problem;
+	ProjCall	call;
+	Oid			reset;
+
+	if (def->reset == NULL)
+	{
+		ProjTruncateTables(def);
+		return;
+	}
+	if (!ProjCheckCallable(def->name, "reset", def->reset, def->owner, &reset,
+						   &problem))
+		ProjRaiseProblem(&problem);
+	ProjCallPrepare(&call, reset, def->owner, def->search_path, NULL, def->name,
+					CurrentMemoryContext);
+	ProjCallReset(&call);
+	CommandCounterIncrement();
+}
+
+/*
+ * projections.rebuild(name, online)
+ *
+ * Plain: empty the read model (reset function, or the declared tables) and
+ * start again from the first event.  An async projection is replayed by the
+ * worker; an inline one is replayed here, while appends wait, so that its
+ * read model is never seen half-built.
+ *
+ * Online: build a new model beside the live one (rebuild.c); the worker
+ * (or run()) builds it and exchanges it with the live one.
  */
 Datum
 projections_rebuild(PG_FUNCTION_ARGS)
 {
-	char	   *name = NameArg(fcinfo, 0);
+	char	   *name = ProjNameArg(fcinfo, 0);
+	bool		online = PG_NARGS() > 1 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 	ProjectionDef *def;
-	Oid			reset;
-	ProjCall	call;
-	Datum		arg = CStringGetTextDatum(name);
 
-	SPI_connect();
+	ProjRequireCurrentVersion();
 	def = LoadForChange(name);
-	if (def->reset == NULL)
+	if (online)
+	{
+		ProjRebuildStartOnline(def);
+		ProjWarnIfNoWorker(psprintf("The new model of projection \"%s\" is built only when projections.run() is called.",
+									name));
+		PG_RETURN_VOID();
+	}
+
+	if (def->reset == NULL && def->ntables == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("projection \"%s\" has no reset function", name),
-				 errdetail("rebuild() empties the read model through the reset function before replaying."),
-				 errhint("Unregister the projection and register it again with reset => 'my_reset()'.")));
-	reset = ProjResolveFunction(def->reset);
-	if (!OidIsValid(reset))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("reset function %s of projection \"%s\" does not exist",
-						def->reset, name)));
-	if (ProjProcedureAclCheck(reset, def->owner, ACL_EXECUTE) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("role \"%s\" may not execute reset function %s",
-						GetUserNameFromId(def->owner, false), def->reset)));
-
+				 errmsg("projection \"%s\" has no reset function and no tables", name),
+				 errdetail("rebuild() empties the read model before replaying: through "
+						   "the reset function, or by truncating the declared tables."),
+				 errhint("Declare its tables with SELECT projections.set_tables(%s, ARRAY['my_table']::regclass[]).",
+						 quote_literal_cstr(name))));
+	if (def->build_schema != NULL)
+		ProjRebuildCancel(def);
 	if (def->inline_active)
-		ProjDeactivateInline(def);
-
-	/* empty the read model, as the projection's owner */
-	ProjCallPrepare(&call, reset, def->owner, def->search_path, name,
-					CurrentMemoryContext);
-	ProjCallEnter(&call);
-	{
-		LOCAL_FCINFO(resetinfo, 0);
-
-		InitFunctionCallInfoData(*resetinfo, &call.flinfo, 0, InvalidOid, NULL, NULL);
-		(void) FunctionCallInvoke(resetinfo);
-	}
-	ProjCallLeave(&call);
-	CommandCounterIncrement();
-
-	ProjExecuteSql("UPDATE projections.projection SET checkpoint_key = 0,"
-				   " checkpoint_position = 0, skip_position = 0, position = 0,"
-				   " events_applied = 0, events_skipped = 0, rebuilding = true,"
-				   " inline_active = false, state = 'active', last_error = NULL,"
-				   " error_sqlstate = NULL, error_position = NULL, error_at = NULL,"
-				   " last_applied_at = NULL WHERE name = $1",
-				   1, (Oid[]) {TEXTOID}, &arg, NULL);
-	ProjExecuteSql("DELETE FROM projections.failed_event WHERE projection = $1",
-				   1, (Oid[]) {TEXTOID}, &arg, NULL);
-
+		ProjInlineDeactivate(def);
+	ResetReadModel(def);
+	ProjCatalogResetForRebuild(name);
 	ApplyNext(name, def->is_inline);
-	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * projections.cancel_rebuild(name): drop the half-built model of an online
+ * rebuild; nothing else changes.
+ */
+Datum
+projections_cancel_rebuild(PG_FUNCTION_ARGS)
+{
+	char	   *name = ProjNameArg(fcinfo, 0);
+	ProjectionDef *def = ProjCatalogLoadOrError(name);
+
+	ProjCatalogCheckOwner(def);
+	(void) ProjCatalogLock(name, PROJ_TARGET_BUILD, true);
+	def = ProjCatalogLoadOrError(name);
+	if (def->build_schema == NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("projection \"%s\" has no online rebuild under way", name)));
+		PG_RETURN_BOOL(false);
+	}
+	ProjNoteCatalogChange();
+	ProjRebuildCancel(def);
+	PG_RETURN_BOOL(true);
 }
 
 /*
@@ -438,317 +458,137 @@ projections_rebuild(PG_FUNCTION_ARGS)
 Datum
 projections_set_mode(PG_FUNCTION_ARGS)
 {
-	char	   *name = NameArg(fcinfo, 0);
+	char	   *name = ProjNameArg(fcinfo, 0);
 	char	   *mode = ChoiceArg(fcinfo, 1, "mode", "async", "inline");
 	bool		to_inline = strcmp(mode, "inline") == 0;
 	ProjectionDef *def;
-	Datum		args[2];
 
-	SPI_connect();
 	def = LoadForChange(name);
 	if (def->is_inline == to_inline)
 	{
 		ereport(NOTICE,
 				(errmsg("projection \"%s\" is already %s", name, mode)));
-		SPI_finish();
 		PG_RETURN_VOID();
 	}
 	if (!to_inline && def->inline_active)
-		ProjDeactivateInline(def);
-	args[0] = CStringGetTextDatum(name);
-	args[1] = CStringGetTextDatum(mode);
-	ProjExecuteSql("UPDATE projections.projection SET mode = $2 WHERE name = $1",
-				   2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL);
+		ProjInlineDeactivate(def);
+	ProjCatalogSetMode(name, to_inline);
 	ApplyNext(name, to_inline);
-	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * projections.set_tables(name, tables): declare the read-model tables a
+ * projection writes (NULL: none).
+ */
+Datum
+projections_set_tables(PG_FUNCTION_ARGS)
+{
+	char	   *name = ProjNameArg(fcinfo, 0);
+	ProjectionDef *def;
+	Datum		tables = (Datum) 0;
+
+	ProjRequireCurrentVersion();
+	def = LoadForChange(name);
+	if (def->build_schema != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot change the tables of projection \"%s\" during an online rebuild", name),
+				 errhint("Wait for it to finish, or call projections.cancel_rebuild(%s).",
+						 quote_literal_cstr(name))));
+	if (!PG_ARGISNULL(1))
+		tables = ProjCheckTables(PG_GETARG_DATUM(1), def->owner);
+	ProjCatalogSetTables(name, tables, tables != (Datum) 0);
 	PG_RETURN_VOID();
 }
 
 /*
  * projections.run(name, max_events): apply pending events now, in this
- * session, through the worker's code path.
+ * session, through the worker's code path.  An online rebuild under way is
+ * advanced too (and exchanged when it has caught up).  Returns the number
+ * of events applied to the live model.
  */
 Datum
 projections_run(PG_FUNCTION_ARGS)
 {
-	char	   *name = NameArg(fcinfo, 0);
+	char	   *name = ProjNameArg(fcinfo, 0);
 	int64		max_events = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
 	ProjectionDef *def;
-	bool		more;
+	ProjApplyResult result;
+	int64		built;
 
 	if (!PG_ARGISNULL(1) && max_events < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_events must be null or at least 0")));
-	SPI_connect();
-	def = ProjLoadOrError(name);
-	ProjCheckOwner(def);
-	SPI_finish();
+	def = ProjCatalogLoadOrError(name);
+	ProjCatalogCheckOwner(def);
 
-	if (def->state != 'a')
+	if (def->build_schema != NULL)
+		while (ProjRebuildStep(name, true, &built))
+			;
+	if (def->state != PROJ_STATE_ACTIVE)
 	{
 		ereport(NOTICE,
 				(errmsg("projection \"%s\" is %s; nothing applied", name,
-						def->state == 'p' ? "paused" : "failed"),
-				 errhint("Call projections.resume('%s') first.", name)));
+						ProjStateName(def->state)),
+				 errhint("Call projections.resume(%s) first.",
+						 quote_literal_cstr(name))));
 		PG_RETURN_INT64(0);
 	}
 	if (!PG_ARGISNULL(1) && max_events == 0)
 		PG_RETURN_INT64(0);
-	PG_RETURN_INT64(ProjApply(name, PROJ_CALLER_RUN, max_events, &more, NULL));
+	ProjApply(name, PROJ_TARGET_LIVE, PROJ_CALLER_RUN, max_events, &result);
+	PG_RETURN_INT64(result.applied);
 }
 
 /*
- * projections.head(): the highest global position that is safe to read.
+ * projections.verify(name, ignore_columns): build the model from scratch
+ * beside the live one, at the live one's frontier, and report per table
+ * the rows missing from and extra in the live model.  Changes nothing.
  */
 Datum
-projections_head(PG_FUNCTION_ARGS)
+projections_verify(PG_FUNCTION_ARGS)
 {
-	Datum		arg;
-	int64		head = 0;
-
-	(void) ProjExtGet(false);
-	SPI_connect();
-	arg = Int64GetDatum(ProjSafeKey(GetActiveSnapshot()));
-	ProjExecute(PLAN_HEAD, &arg, NULL, false, 1);
-	if (SPI_processed > 0)
-	{
-		bool		isnull;
-
-		head = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	SPI_finish();
-	PG_RETURN_INT64(head);
-}
-
-static int64
-IntervalToMs(Interval *iv)
-{
-	int64		ms = iv->time / 1000;
-
-	ms += ((int64) iv->day + (int64) iv->month * DAYS_PER_MONTH) * (int64) 86400000;
-	return Max(ms, 0);
-}
-
-/*
- * Read (key, position) from the first row of the last result.
- */
-static bool
-KeyPair(int64 *key, int64 *pos)
-{
-	bool		isnull;
-
-	if (SPI_processed == 0)
-		return false;
-	*key = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	*pos = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	return true;
-}
-
-typedef enum WaitOutcome
-{
-	WAIT_REACHED,				/* the checkpoint is there */
-	WAIT_NOT_YET,
-	WAIT_STOPPED				/* paused or failed: it will not get there */
-} WaitOutcome;
-
-/*
- * Has the projection's committed checkpoint reached (key, pos)?  An active
- * inline projection always has.  The row is read with the latest snapshot:
- * only what has committed counts.
- */
-static WaitOutcome
-Reached(const char *name, int64 key, int64 pos)
-{
-	Datum		arg = CStringGetTextDatum(name);
-	int64		ck;
-	int64		cpos;
-	bool		isnull;
-	char	   *state;
-
-	ProjExecute(PLAN_READ_CHECKPOINT, &arg, NULL, true, 1);
-	if (!KeyPair(&ck, &cpos))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("projection \"%s\" was unregistered while waiting", name)));
-	state = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
-	if (strcmp(state, "active") != 0)
-		return WAIT_STOPPED;
-	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
-		return WAIT_REACHED;
-	return (ck > key || (ck == key && cpos >= pos)) ? WAIT_REACHED : WAIT_NOT_YET;
-}
-
-/*
- * projections.wait(name, up_to, timeout): block until the projection has
- * applied every committed event at or below position up_to (NULL: every
- * event that is safe to read now).  Returns false on timeout, and at once
- * when the projection is paused or failed.
- */
-Datum
-projections_wait(PG_FUNCTION_ARGS)
-{
-	char	   *name = NameArg(fcinfo, 0);
-	int64		timeout_ms;
-	TimestampTz deadline;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = ProjNameArg(fcinfo, 0);
+	List	   *ignore = NIL;
 	ProjectionDef *def;
-	int64		key;
-	int64		pos;
-	bool		result = false;
-	ProjDbSlot *slot;
-	FullTransactionId own;
 
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("timeout must not be null")));
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("projections.wait() cannot be used in a REPEATABLE READ or SERIALIZABLE transaction"),
-				 errdetail("Such a transaction would not see the read model move."),
-				 errhint("Call it in a READ COMMITTED transaction.")));
-	timeout_ms = IntervalToMs(PG_GETARG_INTERVAL_P(2));
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-
-	SPI_connect();
-	def = ProjLoadOrError(name);
-	if (def->inline_active)
+	ProjRequireCurrentVersion();
+	def = ProjCatalogLoadOrError(name);
+	ProjCatalogCheckOwner(def);
+	if (!PG_ARGISNULL(1))
 	{
-		SPI_finish();
-		PG_RETURN_BOOL(true);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		int			i;
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		for (i = 0; i < n; i++)
+			if (!nulls[i])
+				ignore = lappend(ignore, TextDatumGetCString(elems[i]));
 	}
-	/* the last event the caller is waiting for, in the projection's order */
-	if (PG_ARGISNULL(1))
-	{
-		Datum		arg = Int64GetDatum(ProjSafeKey(GetLatestSnapshot()));
-
-		ProjExecute(PLAN_LAST_SAFE_EVENT, &arg, NULL, true, 1);
-	}
-	else
-	{
-		Datum		args[3];
-
-		args[0] = Int64GetDatum(def->checkpoint_key);
-		args[1] = Int64GetDatum(def->checkpoint_position);
-		args[2] = PG_GETARG_DATUM(1);
-		ProjExecute(PLAN_WAIT_TARGET, args, NULL, true, 1);
-	}
-	if (!KeyPair(&key, &pos))
-	{
-		SPI_finish();
-		PG_RETURN_BOOL(true);
-	}
-
-	own = GetTopFullTransactionIdIfAny();
-	if (FullTransactionIdIsValid(own) &&
-		key >= (int64) U64FromFullTransactionId(own) + ProjKeyOffset())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("projections.wait() would wait for the current transaction itself"),
-				 errdetail("Events appended after this transaction took its transaction id "
-						   "cannot be applied before it commits."),
-				 errhint("Commit first, then call projections.wait().")));
-
-	switch (Reached(name, key, pos))
-	{
-		case WAIT_REACHED:
-			SPI_finish();
-			PG_RETURN_BOOL(true);
-		case WAIT_STOPPED:
-			SPI_finish();
-			PG_RETURN_BOOL(false);
-		case WAIT_NOT_YET:
-			break;
-	}
-	if (!ProjWorkerExpected())
-		ereport(WARNING,
-				(errmsg("no background worker applies async projections in this server"),
-				 errdetail("projections.wait() returns true only if another session calls projections.run()."),
-				 errhint("Add projections to shared_preload_libraries and restart, "
-						 "and keep projections.enabled on.")));
-
-	slot = ProjSlotForDatabase(MyDatabaseId);
-	if (slot != NULL)
-		ConditionVariablePrepareToSleep(&slot->progress);
-	for (;;)
-	{
-		long		wait_ms;
-
-		WaitOutcome outcome;
-
-		CHECK_FOR_INTERRUPTS();
-		outcome = Reached(name, key, pos);
-		if (outcome != WAIT_NOT_YET)
-		{
-			result = outcome == WAIT_REACHED;
-			break;
-		}
-		wait_ms = (long) ((deadline - GetCurrentTimestamp()) / 1000);
-		if (wait_ms <= 0)
-			break;
-		if (slot != NULL)
-			(void) ConditionVariableTimedSleep(&slot->progress, Min(wait_ms, 100),
-											   PG_WAIT_EXTENSION);
-		else
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 Min(wait_ms, 10), PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-		}
-	}
-	if (slot != NULL)
-		ConditionVariableCancelSleep();
-	SPI_finish();
-	PG_RETURN_BOOL(result);
+	InitMaterializedSRF(fcinfo, 0);
+	ProjVerify(def, ignore, rsinfo->setResult, rsinfo->setDesc);
+	return (Datum) 0;
 }
 
 /*
- * projections._safe_key(): events with a smaller ordering key are safe to
- * read (used by the status view).
+ * projections.repair_key_offset(): move the ordering-key offset forward if
+ * restored events are ahead of this cluster's transaction ids (the worker
+ * and pg_restore do it by themselves; this is for restores done with
+ * triggers disabled, and servers without the worker).
  */
 Datum
-projections_safe_key(PG_FUNCTION_ARGS)
+projections_repair_key_offset(PG_FUNCTION_ARGS)
 {
-	(void) ProjExtGet(false);
-	PG_RETURN_INT64(ProjSafeKey(GetActiveSnapshot()));
-}
-
-/*
- * projections._worker_status(): this database's worker, for the status view.
- */
-Datum
-projections_worker_status(PG_FUNCTION_ARGS)
-{
-	TupleDesc	desc;
-	Datum		values[2];
-	bool		nulls[2] = {true, false};
-	ProjDbSlot *slot;
-	const char *state;
-
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	desc = BlessTupleDesc(desc);
-
-	slot = ProjSlotForDatabase(MyDatabaseId);
-	if (ProjSharedState == NULL)
-		state = "not in shared_preload_libraries";
-	else if (!proj_enabled)
-		state = "disabled";
-	else if (slot == NULL)
-		state = "not started";
-	else
-	{
-		pid_t		pid = slot->pid;
-
-		state = ProjWorkerStateName(slot->state);
-		if (pid != 0)
-		{
-			values[0] = Int32GetDatum(pid);
-			nulls[0] = false;
-		}
-	}
-	values[1] = CStringGetTextDatum(state);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot repair the key offset on a standby"),
+				 errhint("The primary repairs it; the standby follows.")));
+	PG_RETURN_BOOL(ProjRepairKeyOffset());
 }

@@ -1,66 +1,118 @@
 /*-------------------------------------------------------------------------
  *
  * apply.c
- *	  The batch apply engine: the one code path that applies events to a
- *	  projection and moves its checkpoint in the same transaction.
+ *	  The apply engine: the one code path that applies events to a model
+ *	  and moves its checkpoint in the same transaction.
  *
- * The background worker calls ProjApply() once per batch, each in its own
- * transaction; projections.run() calls it in the caller's transaction.
+ * The worker calls ProjApply() once per batch, each in its own
+ * transaction; run() calls it in the caller's transaction.  A call locks
+ * the model (exactly one applier at a time), reads the projection's row
+ * with a snapshot that sees every committed change, and fetches the events
+ * after the model's checkpoint, below the safe key, in (ordering_key,
+ * global_position) order, filtered by event type in the query.
  *
- * A call locks the projection (exactly one applier at a time), reads its
- * catalog row with a snapshot that sees every committed change, and fetches
- * the events after its checkpoint, below the safe key, in (ordering_key,
- * global_position) order, filtered by event type in the query.  The handler
- * is called once per event, as the projection's owner, inside one
- * subtransaction for the whole call.  When the handler fails, the
- * subtransaction is rolled back and the events before the failing one are
- * applied again in a fresh one; the failing event then either pauses the
- * projection ('pause') or is recorded in failed_events and passed over
- * ('skip').  So the happy path costs one subtransaction, and each failure
- * two more.
+ * A per-event handler is called once per event; a batch handler (one
+ * argument of type projections.events[]) once per fetched chunk, with the
+ * chunk's events in the same order.  Every call goes through handler.c,
+ * which runs it as the projection's owner and ends whatever it changed.
  *
- * An inline projection that is not active yet (just registered, resumed or
- * rebuilt) is caught up here like an async one; once drained, the events
- * table is locked against appends, the few remaining events are applied,
- * and the projection is switched to inline in the same transaction.
+ * The whole call runs in one subtransaction.  When the handler fails, the
+ * subtransaction is rolled back and the failing event is found: for a
+ * per-event handler it is known; for a batch handler the failing call's
+ * events are applied again as smaller arrays (halves, in subtransactions of
+ * their own) until one event is left.  The events before it are applied,
+ * and the failing event then either pauses the projection ('pause') or is
+ * recorded in failed_events and passed over ('skip').  So the happy path
+ * costs one subtransaction, and each failure a few more.  Errors that say
+ * nothing about the event (handler.c: ProjErrorIsTransient) propagate: the
+ * worker retries the batch.
+ *
+ * The same engine builds the shadow model of an online rebuild (target
+ * PROJ_TARGET_BUILD: the handler runs with the shadow schema first in its
+ * search_path, and the build's own checkpoint moves), and the scratch model
+ * of verify().
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
-#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
-#include "utils/acl.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "settings.h"
+#include "storage/lock.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
-#include "utils/inval.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/plancache.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
-#include "utils/timestamp.h"
-#include "utils/syscache.h"
 
-#include "compat.h"
-#include "projections.h"
+#include "apply.h"
+#include "catalog.h"
+#include "handler.h"
+#include "inline.h"
+#include "keys.h"
+#include "registry.h"
+#include "shmem.h"
 
-/* how often a long catch-up plans its statements again */
-#define PLAN_RESET_INTERVAL_MS	10000
+/* the columns of a fetched event */
+enum
+{
+	FETCH_KEY = 1, FETCH_POSITION, FETCH_STREAM_ID, FETCH_STREAM_VERSION,
+	FETCH_EVENT_TYPE, FETCH_EVENT
+};
 
-static TimestampTz last_plan_reset = 0;
+#define FETCH_COLUMNS \
+	"SELECT e.ordering_key, e.global_position, e.stream_id, e.stream_version," \
+	" e.event_type, e FROM projections.events e" \
+	" WHERE (e.ordering_key, e.global_position) > ($1, $2)" \
+	" AND e.ordering_key < $3 AND e.global_position > $4" \
+	" AND ($5::text[] IS NULL OR e.event_type = ANY ($5))"
 
-/* an event whose handler call failed */
+static ProjStatement fetch_stmt = {
+	FETCH_COLUMNS
+	" ORDER BY e.ordering_key, e.global_position LIMIT $6",
+	6, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTARRAYOID, INT8OID}
+};
+
+/* (verify: only up to a frontier) */
+static ProjStatement fetch_upto_stmt = {
+	FETCH_COLUMNS
+	" AND (e.ordering_key, e.global_position) <= ($7, $8)"
+	" ORDER BY e.ordering_key, e.global_position LIMIT $6",
+	8, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTARRAYOID, INT8OID, INT8OID, INT8OID}
+};
+
+static ProjStatement probe_stmt = {
+	"SELECT 1 FROM projections.events e"
+	" WHERE (e.ordering_key, e.global_position) > ($1, $2)"
+	" AND e.ordering_key < $3"
+	" ORDER BY e.ordering_key, e.global_position LIMIT 1",
+	3, {INT8OID, INT8OID, INT8OID}
+};
+
+static ProjStatement max_event_key_stmt = {
+	"SELECT max(e.ordering_key) FROM projections.events e", 0
+};
+
+/* a handler call that failed */
 typedef struct FailedEvent
 {
 	ErrorData  *edata;
 	bool		in_handler;		/* the error came from the handler */
-	int64		index;			/* events applied before it in the attempt */
+	bool		timed_out;		/* projections.handler_timeout stopped it */
+	bool		escaped;		/* a shadow model's handler wrote elsewhere */
+	int64		index;			/* events applied before the call, in the attempt */
+	int64		ncall;			/* events passed to the failing call */
+	/* the failing event (a batch call's first event) */
 	int64		key;
 	int64		position;
 	char	   *stream_id;
@@ -71,106 +123,240 @@ typedef struct FailedEvent
 typedef struct ApplyState
 {
 	ProjectionDef *def;
-	Oid			handler;
+	ProjTarget	target;
+	bool		record;			/* errors and skipped events go to the catalog */
 	ProjCall	call;
+	Oid			events_type;
+	int16		events_typlen;
+	bool		events_typbyval;
+	char		events_typalign;
 	MemoryContext cxt;			/* lives for the whole call */
-	MemoryContext event_cxt;	/* reset after every event */
+	MemoryContext event_cxt;	/* reset after every handler call */
 	int64		horizon;		/* consume keys below this */
+	bool		bounded;		/* and only up to upto_key, upto_pos */
+	int64		upto_key;
+	int64		upto_pos;
 	bool		latest;			/* read events with the latest snapshot */
+	Snapshot	snapshot;		/* or with this one (verify) */
+
+	/* a shadow model: the handler writes only there */
+	Oid			shadow_nsp;
+	List	   *baseline;		/* relations locked for writing before */
+	bool		escaped;
 
 	/* progress, saved to the catalog at the end */
-	int64		key;
-	int64		pos;
-	int64		position;
+	ProjFrontier f;
 	int64		applied;
 	int64		skipped;
 	bool		drained;		/* the last fetch came back short */
-	bool		failed;			/* paused by a handler error */
+	bool		failed;			/* stopped by a handler error */
+	FailedEvent last_failure;	/* what stopped it */
 
-	/* the event being applied, for error reports */
+	/* the call in progress, for error reports */
 	bool		in_handler;
 	HeapTuple	cur_tuple;
 	TupleDesc	cur_desc;
+	int64		cur_ncall;
+	int64		attempt_applied;
 } ApplyState;
 
 /*
- * Errors that say nothing about the event: the batch is retried later, the
- * event is neither skipped nor blamed.
+ * Fetch up to chunk events after the state's frontier.  Returns the number
+ * fetched; the rows are in SPI_tuptable.
  */
-static bool
-ProjErrorIsTransient(int sqlerrcode)
+static uint64
+Fetch(ApplyState *st, int64 chunk)
 {
-	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	Datum		args[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	args[0] = Int64GetDatum(st->f.key);
+	args[1] = Int64GetDatum(st->f.pos);
+	args[2] = Int64GetDatum(st->horizon);
+	args[3] = Int64GetDatum(st->f.skip_position);
+	if (st->def->has_filter)
+		args[4] = st->def->event_types;
+	else
+		nulls[4] = 'n';
+	args[5] = Int64GetDatum(chunk);
+	if (st->bounded)
 	{
-		case ERRCODE_TRANSACTION_ROLLBACK:	/* 40: serialization, deadlock */
-		case ERRCODE_INSUFFICIENT_RESOURCES:	/* 53 */
-		case ERRCODE_PROGRAM_LIMIT_EXCEEDED:	/* 54 */
-		case ERRCODE_OPERATOR_INTERVENTION: /* 57: cancel, shutdown */
-		case ERRCODE_SYSTEM_ERROR:	/* 58 */
-			return true;
-		default:
-			return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+		args[6] = Int64GetDatum(st->upto_key);
+		args[7] = Int64GetDatum(st->upto_pos);
+		ProjRunSnapshot(&fetch_upto_stmt, args, nulls, st->snapshot, 0);
+	}
+	else if (st->snapshot != InvalidSnapshot)
+		ProjRunSnapshot(&fetch_stmt, args, nulls, st->snapshot, 0);
+	else
+		ProjRun(&fetch_stmt, args, nulls, st->latest, 0);
+	return SPI_processed;
+}
+
+static int64
+Int8Field(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+
+	return DatumGetInt64(SPI_getbinval(tup, desc, col, &isnull));
+}
+
+/* The frontier moves past an applied (or skipped) event. */
+static void
+Advance(ApplyState *st, HeapTuple tup, TupleDesc desc)
+{
+	st->f.key = Int8Field(tup, desc, FETCH_KEY);
+	st->f.pos = Int8Field(tup, desc, FETCH_POSITION);
+	st->f.position = st->f.pos;
+}
+
+/* Call a per-event handler for each of n fetched events. */
+static void
+CallPerEvent(ApplyState *st, SPITupleTable *tuptable, uint64 n, int64 *done)
+{
+	uint64		i;
+
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	tup = tuptable->vals[i];
+		bool		isnull;
+		Datum		event = SPI_getbinval(tup, tuptable->tupdesc, FETCH_EVENT, &isnull);
+		MemoryContext oldcxt;
+
+		CHECK_FOR_INTERRUPTS();
+		st->cur_tuple = tup;
+		st->cur_desc = tuptable->tupdesc;
+		st->cur_ncall = 1;
+		oldcxt = MemoryContextSwitchTo(st->event_cxt);
+		st->in_handler = true;
+		ProjCallHandler(&st->call, event);
+		st->in_handler = false;
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(st->event_cxt);
+		CommandCounterIncrement();
+
+		Advance(st, tup, tuptable->tupdesc);
+		st->applied++;
+		st->attempt_applied++;
+		(*done)++;
+	}
+}
+
+/* Call a batch handler once with the n fetched events, in order. */
+static void
+CallBatch(ApplyState *st, SPITupleTable *tuptable, uint64 n, int64 *done)
+{
+	MemoryContext oldcxt;
+	Datum	   *elems;
+	ArrayType  *events;
+	uint64		i;
+
+	if (n == 0)
+		return;
+	CHECK_FOR_INTERRUPTS();
+	oldcxt = MemoryContextSwitchTo(st->event_cxt);
+	elems = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		elems[i] = SPI_getbinval(tuptable->vals[i], tuptable->tupdesc,
+								 FETCH_EVENT, &isnull);
+	}
+	events = construct_array(elems, (int) n, st->events_type, st->events_typlen,
+							 st->events_typbyval, st->events_typalign);
+	st->cur_tuple = tuptable->vals[0];
+	st->cur_desc = tuptable->tupdesc;
+	st->cur_ncall = (int64) n;
+	st->in_handler = true;
+	ProjCallHandler(&st->call, PointerGetDatum(events));
+	st->in_handler = false;
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(st->event_cxt);
+	CommandCounterIncrement();
+
+	Advance(st, tuptable->vals[n - 1], tuptable->tupdesc);
+	st->applied += (int64) n;
+	st->attempt_applied += (int64) n;
+	*done += (int64) n;
+}
+
+/*
+ * The permanent tables this transaction holds a lock on that allows
+ * writing them (RowExclusiveLock or stronger), other than the extension's
+ * own and the shadow model's.
+ */
+static List *
+TablesLockedForWrite(ApplyState *st)
+{
+	const ProjExtInfo *ext = ProjExtGet(false);
+	LockData   *locks = GetLockStatusData();
+	List	   *relids = NIL;
+	int			i;
+
+	for (i = 0; i < locks->nelements; i++)
+	{
+		LockInstanceData *lock = &locks->locks[i];
+		Oid			relid;
+		char		relkind;
+
+		if (lock->pid != MyProcPid || lock->locktag.locktag_type != LOCKTAG_RELATION ||
+			lock->locktag.locktag_field1 != MyDatabaseId)
+			continue;
+		if ((lock->holdMask & ~(LOCKBIT_ON(AccessShareLock) | LOCKBIT_ON(RowShareLock))) == 0)
+			continue;
+		relid = lock->locktag.locktag_field2;
+		relkind = get_rel_relkind(relid);
+		if ((relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE &&
+			 relkind != RELKIND_MATVIEW) ||
+			get_rel_persistence(relid) == RELPERSISTENCE_TEMP ||
+			get_rel_namespace(relid) == st->shadow_nsp ||
+			get_rel_namespace(relid) == ext->schema_oid ||
+			relid < FirstNormalObjectId)
+			continue;
+		relids = list_append_unique_oid(relids, relid);
+	}
+	return relids;
+}
+
+/*
+ * A shadow model's handler may write only the shadow model: a handler that
+ * names its tables with their schema would write the live model (and apply
+ * its events twice).  Checked after each chunk.
+ */
+static void
+CheckConfined(ApplyState *st)
+{
+	List	   *now;
+	ListCell   *lc;
+
+	if (!OidIsValid(st->shadow_nsp))
+		return;
+	now = TablesLockedForWrite(st);
+	foreach(lc, now)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		if (list_member_oid(st->baseline, relid))
+			continue;
+		st->escaped = true;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("handler of projection \"%s\" wrote to table %s outside the model being rebuilt",
+						st->def->name, get_rel_name(relid)),
+				 errdetail("During an online rebuild or verify() the handler runs with the new "
+						   "model's schema first in its search_path; it must reach its tables "
+						   "by unqualified names and write nothing else."),
+				 errhint("Write the handler with unqualified table names, declare every table it "
+						 "writes with projections.set_tables(), or use a plain rebuild.")));
 	}
 }
 
 /*
- * Look up a handler for repeated calls.
+ * Apply up to limit events after the state's frontier, in chunks of
+ * projections.batch_size.  Errors propagate; the caller runs this inside a
+ * subtransaction.
  */
-void
-ProjCallPrepare(ProjCall *call, Oid func, Oid owner, const char *search_path,
-				const char *projection, MemoryContext cxt)
-{
-	fmgr_info_cxt(func, &call->flinfo, cxt);
-	call->owner = owner;
-	call->search_path = search_path;
-	call->projection = projection;
-}
-
-/*
- * Become the projection's owner, in a security-restricted operation (the
- * handler cannot SET ROLE back to the caller), with the search_path the
- * projection was registered with.
- */
-void
-ProjCallEnter(ProjCall *call)
-{
-	GetUserIdAndSecContext(&call->saved.userid, &call->saved.sec_context);
-	SetUserIdAndSecContext(call->owner,
-						   call->saved.sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	call->guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", call->search_path,
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-}
-
-void
-ProjCallLeave(ProjCall *call)
-{
-	AtEOXact_GUC(true, call->guc_level);
-	SetUserIdAndSecContext(call->saved.userid, call->saved.sec_context);
-}
-
-/*
- * Call the handler with one event (a projections.events row).
- */
-void
-ProjCallEvent(ProjCall *call, Datum event)
-{
-	LOCAL_FCINFO(fcinfo, 1);
-
-	InitFunctionCallInfoData(*fcinfo, &call->flinfo, 1, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = event;
-	fcinfo->args[0].isnull = false;
-	(void) FunctionCallInvoke(fcinfo);
-}
-
-/*
- * Apply up to limit events after the state's frontier.  Errors propagate;
- * the caller runs this inside a subtransaction.
- */
-static int64
+static void
 ApplyRange(ApplyState *st, int64 limit)
 {
 	int64		done = 0;
@@ -179,75 +365,22 @@ ApplyRange(ApplyState *st, int64 limit)
 	while (done < limit)
 	{
 		int64		chunk = Min((int64) proj_batch_size, limit - done);
-		Datum		args[6];
-		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-		SPITupleTable *tuptable;
-		uint64		n;
-		uint64		i;
+		uint64		n = Fetch(st, chunk);
+		SPITupleTable *tuptable = SPI_tuptable;
 
-		args[0] = Int64GetDatum(st->key);
-		args[1] = Int64GetDatum(st->pos);
-		args[2] = Int64GetDatum(st->horizon);
-		args[3] = Int64GetDatum(st->def->skip_position);
-		if (st->def->has_filter)
-			args[4] = st->def->event_types;
+		if (st->def->batch)
+			CallBatch(st, tuptable, n, &done);
 		else
-			nulls[4] = 'n';
-		args[5] = Int64GetDatum(chunk);
-		ProjExecute(PLAN_FETCH_EVENTS, args, nulls, st->latest, 0);
-		tuptable = SPI_tuptable;
-		n = SPI_processed;
-
-		/*
-		 * Plan the handler's statements afresh now and then: a read model
-		 * that was empty when they were planned would otherwise keep plans
-		 * that scan it whole, and catching up would slow down as it grows.
-		 */
-		if (TimestampDifferenceExceeds(last_plan_reset, GetCurrentTimestamp(),
-									   PLAN_RESET_INTERVAL_MS))
-		{
-			ResetPlanCache();
-			last_plan_reset = GetCurrentTimestamp();
-		}
-
-		/* the fetch ran as the extension's owner, the handler runs as the projection's */
-		ProjCallEnter(&st->call);
-		for (i = 0; i < n; i++)
-		{
-			HeapTuple	tup = tuptable->vals[i];
-			bool		isnull;
-			int64		key = DatumGetInt64(SPI_getbinval(tup, tuptable->tupdesc, 1, &isnull));
-			int64		pos = DatumGetInt64(SPI_getbinval(tup, tuptable->tupdesc, 2, &isnull));
-			Datum		event = SPI_getbinval(tup, tuptable->tupdesc, 6, &isnull);
-			MemoryContext oldcxt;
-
-			CHECK_FOR_INTERRUPTS();
-			st->cur_tuple = tup;
-			st->cur_desc = tuptable->tupdesc;
-			oldcxt = MemoryContextSwitchTo(st->event_cxt);
-			st->in_handler = true;
-			ProjCallEvent(&st->call, event);
-			st->in_handler = false;
-			MemoryContextSwitchTo(oldcxt);
-			MemoryContextReset(st->event_cxt);
-			CommandCounterIncrement();
-
-			st->key = key;
-			st->pos = pos;
-			st->position = pos;
-			st->applied++;
-			done++;
-		}
-		ProjCallLeave(&st->call);
+			CallPerEvent(st, tuptable, n, &done);
 		st->cur_tuple = NULL;
 		SPI_freetuptable(tuptable);
+		CheckConfined(st);
 		if ((int64) n < chunk)
 		{
 			st->drained = true;
 			break;
 		}
 	}
-	return done;
 }
 
 /*
@@ -259,17 +392,16 @@ TryApply(ApplyState *st, int64 limit, FailedEvent *fail)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	int64		key = st->key;
-	int64		pos = st->pos;
-	int64		position = st->position;
+	ProjFrontier f = st->f;
 	int64		applied = st->applied;
 	volatile bool ok = true;
 
+	st->attempt_applied = 0;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		(void) ApplyRange(st, limit);
+		ApplyRange(st, limit);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -281,29 +413,31 @@ TryApply(ApplyState *st, int64 limit, FailedEvent *fail)
 		fail->edata = CopyErrorData();
 		FlushErrorState();
 		fail->in_handler = st->in_handler;
-		fail->index = st->applied - applied;
+		fail->timed_out = st->in_handler && ProjCallTimedOut();
+		fail->escaped = st->escaped;
+		fail->index = st->attempt_applied;
+		fail->ncall = st->cur_ncall;
 		if (st->in_handler && st->cur_tuple != NULL)
 		{
 			bool		isnull;
 			HeapTuple	tup = st->cur_tuple;
 			TupleDesc	desc = st->cur_desc;
 
-			fail->key = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-			fail->position = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-			fail->stream_id = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
-			fail->stream_version = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-			fail->event_type = TextDatumGetCString(SPI_getbinval(tup, desc, 5, &isnull));
+			fail->key = Int8Field(tup, desc, FETCH_KEY);
+			fail->position = Int8Field(tup, desc, FETCH_POSITION);
+			fail->stream_id = TextDatumGetCString(SPI_getbinval(tup, desc, FETCH_STREAM_ID, &isnull));
+			fail->stream_version = DatumGetInt32(SPI_getbinval(tup, desc, FETCH_STREAM_VERSION, &isnull));
+			fail->event_type = TextDatumGetCString(SPI_getbinval(tup, desc, FETCH_EVENT_TYPE, &isnull));
 		}
 		st->in_handler = false;
 		st->cur_tuple = NULL;
+		st->escaped = false;
 
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 
-		st->key = key;
-		st->pos = pos;
-		st->position = position;
+		st->f = f;
 		st->applied = applied;
 		st->drained = false;
 		ok = false;
@@ -312,50 +446,130 @@ TryApply(ApplyState *st, int64 limit, FailedEvent *fail)
 	return ok;
 }
 
-/*
- * Record a handler error on the projection's row: with pause, the row goes
- * to state 'failed'; with skip, only the error columns change.
- */
+/* A failure that is not the event's: let it propagate. */
 static void
-RecordError(const char *name, const char *message, int sqlerrcode,
-			int64 position, bool keep_state)
+RethrowUnlessEvents(FailedEvent *fail)
 {
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-
-	args[0] = CStringGetTextDatum(name);
-	args[1] = CStringGetTextDatum(message);
-	args[2] = CStringGetTextDatum(unpack_sql_state(sqlerrcode));
-	if (position > 0)
-		args[3] = Int64GetDatum(position);
-	else
-		nulls[3] = 'n';
-	args[4] = BoolGetDatum(keep_state);
-	ProjExecute(PLAN_RECORD_FAILURE, args, nulls, false, 0);
+	if (fail->escaped)
+		return;
+	if (!fail->in_handler ||
+		ProjErrorIsTransient(fail->edata->sqlerrcode, fail->timed_out))
+		ReThrowError(fail->edata);
 }
 
 /*
- * Put a failing event in failed_events and move past it.
+ * A handler call failed (*fail): apply the events before the failing one
+ * and describe it in *fail.  Returns false when, applied again, the events
+ * no longer fail (the caller just goes on).
+ */
+static bool
+ApplyBeforeFailure(ApplyState *st, FailedEvent *fail)
+{
+	FailedEvent again;
+	int64		n;
+
+	/* the calls before the failing one succeeded: apply their events again */
+	while (fail->index > 0)
+	{
+		if (TryApply(st, fail->index, &again))
+			break;
+		RethrowUnlessEvents(&again);
+		*fail = again;
+	}
+
+	/* halve the failing call until one event is left */
+	n = fail->ncall;
+	while (n > 1)
+	{
+		int64		half = n / 2;
+
+		if (TryApply(st, half, &again))
+			n -= half;
+		else
+		{
+			RethrowUnlessEvents(&again);
+			*fail = again;
+			n = half;
+		}
+	}
+	if (fail->ncall > 1)
+	{
+		/* (the event left was never called alone) */
+		if (TryApply(st, 1, &again))
+			return false;
+		RethrowUnlessEvents(&again);
+		*fail = again;
+	}
+	return true;
+}
+
+/*
+ * Pass over a failing event under on_error = skip.
  */
 static void
-RecordSkipped(ApplyState *st, FailedEvent *fail)
+SkipEvent(ApplyState *st, FailedEvent *fail)
 {
-	Datum		args[7];
+	if (st->record)
+	{
+		ProjSkippedEvent ev;
 
-	args[0] = CStringGetTextDatum(st->def->name);
-	args[1] = Int64GetDatum(fail->position);
-	args[2] = CStringGetTextDatum(fail->stream_id);
-	args[3] = Int32GetDatum(fail->stream_version);
-	args[4] = CStringGetTextDatum(fail->event_type);
-	args[5] = CStringGetTextDatum(fail->edata->message);
-	args[6] = CStringGetTextDatum(unpack_sql_state(fail->edata->sqlerrcode));
-	ProjExecute(PLAN_RECORD_SKIPPED, args, NULL, false, 0);
-	RecordError(st->def->name, fail->edata->message, fail->edata->sqlerrcode,
-				fail->position, true);
-
-	st->key = fail->key;
-	st->pos = fail->position;
+		ev.position = fail->position;
+		ev.stream_id = fail->stream_id;
+		ev.stream_version = fail->stream_version;
+		ev.event_type = fail->event_type;
+		ev.message = fail->edata->message;
+		ev.sqlerrcode = fail->edata->sqlerrcode;
+		ProjCatalogRecordSkipped(st->def->name, st->target, &ev);
+	}
+	st->f.key = fail->key;
+	st->f.pos = fail->position;
 	st->skipped++;
+}
+
+/*
+ * Stop at a failing event under on_error = pause: the live model pauses
+ * (state failed); an online rebuild stops (its caller drops the shadow).
+ */
+static void
+StopAtEvent(ApplyState *st, FailedEvent *fail)
+{
+	const char *name = st->def->name;
+
+	st->failed = true;
+	st->last_failure = *fail;
+	if (!st->record)
+		return;
+	if (st->target == PROJ_TARGET_BUILD)
+	{
+		ProjCatalogRecordError(name,
+							   psprintf("online rebuild stopped: %s", fail->edata->message),
+							   fail->edata->sqlerrcode, fail->escaped ? 0 : fail->position,
+							   false);
+		if (fail->escaped)
+			ereport(LOG,
+					(errmsg("online rebuild of projection \"%s\" stopped: %s",
+							name, fail->edata->message),
+					 errdetail("The live read model is unchanged.")));
+		else
+			ereport(LOG,
+					(errmsg("online rebuild of projection \"%s\" stopped at event " INT64_FORMAT
+							" (stream \"%s\" version %d, type %s): %s",
+							name, fail->position, fail->stream_id,
+							fail->stream_version, fail->event_type,
+							fail->edata->message),
+					 errdetail("The live read model is unchanged.")));
+		return;
+	}
+	ProjCatalogRecordError(name, fail->edata->message, fail->edata->sqlerrcode,
+						   fail->position, true);
+	ereport(LOG,
+			(errmsg("projection \"%s\" paused at event " INT64_FORMAT
+					" (stream \"%s\" version %d, type %s): %s",
+					name, fail->position, fail->stream_id,
+					fail->stream_version, fail->event_type,
+					fail->edata->message),
+			 errhint("Fix the handler or the data, then call projections.resume(%s).",
+					 quote_literal_cstr(name))));
 }
 
 /*
@@ -367,145 +581,35 @@ ApplyWithPolicy(ApplyState *st, int64 limit)
 {
 	int64		remaining = limit;
 
-	while (remaining > 0)
+	while (remaining > 0 && !st->failed)
 	{
 		FailedEvent fail;
 		int64		before = st->applied;
 
 		if (TryApply(st, remaining, &fail))
 			break;
-		if (!fail.in_handler || ProjErrorIsTransient(fail.edata->sqlerrcode))
-			ReThrowError(fail.edata);
-
-		/* apply the events before the failing one again */
-		while (fail.index > 0)
+		RethrowUnlessEvents(&fail);
+		if (fail.escaped)
 		{
-			FailedEvent again;
-
-			if (TryApply(st, fail.index, &again))
-				break;
-			if (!again.in_handler || ProjErrorIsTransient(again.edata->sqlerrcode))
-				ReThrowError(again.edata);
-			fail = again;
+			/* no event is to blame: the handler cannot build this model */
+			StopAtEvent(st, &fail);
+			break;
+		}
+		if (!ApplyBeforeFailure(st, &fail))
+		{
+			remaining -= st->applied - before;
+			continue;
 		}
 		remaining -= st->applied - before;
-
 		if (st->def->skip_on_error)
 		{
-			RecordSkipped(st, &fail);
+			SkipEvent(st, &fail);
 			remaining--;
 			st->drained = false;
 		}
 		else
-		{
-			RecordError(st->def->name, fail.edata->message,
-						fail.edata->sqlerrcode, fail.position, false);
-			st->failed = true;
-			ereport(LOG,
-					(errmsg("projection \"%s\" paused at event " INT64_FORMAT
-							" (stream \"%s\" version %d, type %s): %s",
-							st->def->name, fail.position, fail.stream_id,
-							fail.stream_version, fail.event_type,
-							fail.edata->message),
-					 errhint("Fix the handler or the data, then call "
-							 "projections.resume('%s').", st->def->name)));
-			break;
-		}
+			StopAtEvent(st, &fail);
 	}
-}
-
-/*
- * Lock the events table against appends, to switch a projection between
- * inline and async.  Without wait, give up after
- * projections.inline_switch_timeout (the worker tries again later) rather
- * than queue every appender behind a long wait.
- */
-static bool
-LockEventsForSwitch(bool wait)
-{
-	Oid			relid = ProjExtGet(false)->events_relid;
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile bool got = false;
-
-	if (wait)
-	{
-		LockRelationOid(relid, ShareRowExclusiveLock);
-		return true;
-	}
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		char		timeout[32];
-
-		snprintf(timeout, sizeof(timeout), "%d", proj_inline_switch_timeout_ms);
-		(void) set_config_option("lock_timeout", timeout, PGC_SUSET,
-								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-		LockRelationOid(relid, ShareRowExclusiveLock);
-		ReleaseCurrentSubTransaction();
-		got = true;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-			ReThrowError(edata);
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
-	return got;
-}
-
-/*
- * Switch an inline projection off: lock out appends, then set the
- * checkpoint so that the async path starts exactly after what inline
- * applied.  Every event committed so far has a position at or below the
- * current maximum and was applied; every event committed later has a key
- * at or above the current safe key.  So the frontier is "everything below
- * the safe key" plus "nothing at or below this position".
- */
-void
-ProjDeactivateInline(ProjectionDef *def)
-{
-	const ProjExtInfo *ext = ProjExtGet(false);
-	Datum		args[5];
-	bool		isnull;
-	int64		max_position = 0;
-
-	LockRelationOid(ext->events_relid, ShareRowExclusiveLock);
-	ProjExecute(PLAN_MAX_POSITION, NULL, NULL, true, 1);
-	if (SPI_processed > 0)
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			max_position = DatumGetInt64(d);
-	}
-	args[0] = CStringGetTextDatum(def->name);
-	args[1] = Int64GetDatum(ProjSafeKey(GetLatestSnapshot()) - 1);
-	args[2] = Int64GetDatum(PG_INT64_MAX);
-	args[3] = Int64GetDatum(max_position);
-	args[4] = Int64GetDatum(Max(max_position, def->position));
-	ProjExecuteSql("UPDATE projections.projection SET inline_active = false,"
-				   " checkpoint_key = $2, checkpoint_position = $3,"
-				   " skip_position = $4, position = $5 WHERE name = $1",
-				   5, (Oid[]) {TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID},
-				   args, NULL);
-	def->inline_active = false;
-	def->checkpoint_key = DatumGetInt64(args[1]);
-	def->checkpoint_position = PG_INT64_MAX;
-	def->skip_position = max_position;
-	CacheInvalidateRelcacheByRelid(ext->events_relid);
 }
 
 /*
@@ -534,86 +638,152 @@ FrontierCanMove(ApplyState *st)
 {
 	Datum		args[3];
 
-	args[0] = Int64GetDatum(st->key);
-	args[1] = Int64GetDatum(st->pos);
+	args[0] = Int64GetDatum(st->f.key);
+	args[1] = Int64GetDatum(st->f.pos);
 	args[2] = Int64GetDatum(st->horizon);
-	ProjExecute(PLAN_PROBE_EVENTS, args, NULL, st->latest, 1);
+	ProjRun(&probe_stmt, args, NULL, st->latest, 1);
 	return SPI_processed > 0;
 }
 
-/*
- * Check what the handler call needs; on a problem, record it as the
- * projection's error and return false.
- */
+/* Drained and nothing failed: every event below the horizon was seen. */
 static bool
-CheckHandler(ApplyState *st)
+MoveFrontierToHorizon(ApplyState *st)
 {
-	ProjectionDef *def = st->def;
-	char	   *problem = NULL;
-	int			code = 0;
+	if (!st->drained || st->failed || st->horizon == PG_INT64_MAX)
+		return false;
+	if (st->f.key > st->horizon - 1 ||
+		(st->f.key == st->horizon - 1 && st->f.pos == PG_INT64_MAX))
+		return false;
+	if (st->applied == 0 && st->skipped == 0 && !FrontierCanMove(st))
+		return false;
+	st->f.key = st->horizon - 1;
+	st->f.pos = PG_INT64_MAX;
+	return true;
+}
 
-	st->handler = ProjResolveFunction(def->handler);
-	if (!OidIsValid(st->handler))
-	{
-		problem = psprintf("handler function %s does not exist", def->handler);
-		code = ERRCODE_UNDEFINED_FUNCTION;
-	}
-	else if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(def->owner)))
-	{
-		problem = psprintf("the role that owns projection \"%s\" no longer exists",
-						   def->name);
-		code = ERRCODE_UNDEFINED_OBJECT;
-	}
-	else if (ProjProcedureAclCheck(st->handler, def->owner, ACL_EXECUTE) != ACLCHECK_OK)
-	{
-		problem = psprintf("role \"%s\" may not execute handler function %s",
-						   GetUserNameFromId(def->owner, false), def->handler);
-		code = ERRCODE_INSUFFICIENT_PRIVILEGE;
-	}
-	if (problem == NULL)
-		return true;
+/* Drained, but committed events wait at or above the safe key? */
+static bool
+BlockedBehindHorizon(ApplyState *st)
+{
+	bool		isnull;
+	Datum		max_key;
 
-	RecordError(def->name, problem, code, 0, false);
-	ereport(LOG,
-			(errmsg("projection \"%s\" paused: %s", def->name, problem)));
-	return false;
+	ProjRun(&max_event_key_stmt, NULL, NULL, false, 1);
+	if (SPI_processed == 0)
+		return false;
+	max_key = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return !isnull && DatumGetInt64(max_key) >= st->horizon;
 }
 
 /*
- * Apply pending events of one projection in the current transaction.
+ * Set up the state for applying def's model (the live one, or the shadow
+ * in schema), starting from the model's checkpoint.  False if the handler
+ * cannot be called (the problem is recorded when record is set).
+ */
+static bool
+InitState(ApplyState *st, ProjectionDef *def, ProjTarget target,
+		  const char *schema, bool record, MemoryContext cxt)
+{
+	ProjCallProblem problem;
+	Oid			handler;
+
+	memset(st, 0, sizeof(*st));
+	st->def = def;
+	st->target = target;
+	st->record = record;
+	st->cxt = cxt;
+	st->event_cxt = AllocSetContextCreate(cxt, "projections event",
+										  ALLOCSET_DEFAULT_SIZES);
+	st->events_type = ProjExtGet(false)->events_type;
+	get_typlenbyvalalign(st->events_type, &st->events_typlen,
+						 &st->events_typbyval, &st->events_typalign);
+
+	if (!ProjCheckCallable(def->name, "handler", def->handler, def->owner,
+						   &handler, &problem))
+	{
+		if (!record)
+			ProjRaiseProblem(&problem);
+		ProjCatalogRecordError(def->name, problem.message, problem.sqlerrcode,
+							   0, target == PROJ_TARGET_LIVE);
+		ereport(LOG,
+				(errmsg("projection \"%s\" %s: %s", def->name,
+						target == PROJ_TARGET_LIVE ? "paused" : "not rebuilt",
+						problem.message)));
+		st->failed = true;
+		return false;
+	}
+	ProjCallPrepare(&st->call, handler, def->owner, def->search_path, schema,
+					def->name, cxt);
+	if (target == PROJ_TARGET_LIVE)
+		st->f = def->live;
+	else
+		st->f = def->build;
+	if (schema != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		st->shadow_nsp = get_namespace_oid(schema, false);
+		st->baseline = TablesLockedForWrite(st);
+		MemoryContextSwitchTo(old);
+	}
+	return true;
+}
+
+/* Save the state's progress to the catalog, and tell who waits for it. */
+static void
+SaveProgress(ApplyState *st, bool rebuilding, bool activated)
+{
+	ProjProgress progress;
+
+	progress.frontier = st->f;
+	progress.applied = st->applied;
+	progress.skipped = st->skipped;
+	progress.rebuilding = rebuilding;
+	progress.inline_active = activated;
+	ProjCatalogSaveProgress(st->def->name, st->target, &progress);
+	if (st->target == PROJ_TARGET_LIVE)
+	{
+		if (activated)
+			ProjInlineChanged();
+		if (st->applied > 0 || st->skipped > 0 || activated)
+			NotifyProgress(st->def->name, st->f.position, st->applied);
+		ProjNoteProgress();
+	}
+}
+
+/*
+ * Apply pending events of one projection's model in the current
+ * transaction.
  *
  * The worker passes PROJ_CALLER_WORKER: one batch of projections.batch_size
- * events, and nothing at all if another session is applying the projection.
- * run() passes PROJ_CALLER_RUN: wait for the projection, apply up to
- * max_events (all, if 0 or less).  *more is set when events may remain;
- * *blocked (if asked for) when everything safe was applied but committed
- * events wait behind the safe key.  Returns the number of events applied.
- * The caller has an active snapshot.
+ * events, and nothing at all if another process is applying the model.
+ * run() passes PROJ_CALLER_RUN: wait for the model's lock, apply up to
+ * max_events (all, if 0 or less).  An inline projection that has caught up
+ * is switched on (inline.c).  The caller has an active snapshot.
  */
-int64
-ProjApply(const char *name, ProjApplyCaller caller, int64 max_events, bool *more,
-		  bool *blocked)
+void
+ProjApply(const char *name, ProjTarget target, ProjApplyCaller caller,
+		  int64 max_events, ProjApplyResult *result)
 {
 	MemoryContext cxt;
 	MemoryContext oldcxt;
 	ProjectionDef def;
 	ApplyState	st;
-	int64		applied = 0;
 	bool		save;
+	bool		rebuilding;
 	bool		activated = false;
 
-	*more = false;
-	if (blocked)
-		*blocked = false;
+	memset(result, 0, sizeof(*result));
+	if (!ProjCatalogLock(name, target, caller == PROJ_CALLER_RUN))
+	{
+		result->locked_out = true;
+		return;
+	}
+
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "projections apply",
 								ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);
-	SPI_connect();
-	MemoryContextSwitchTo(cxt);
-
-	if (!ProjLockProjection(name, caller == PROJ_CALLER_RUN))
-		goto done;
-	if (!ProjLoad(name, &def))
+	if (!ProjCatalogLoad(name, &def))
 	{
 		if (caller == PROJ_CALLER_RUN)
 			ereport(ERROR,
@@ -621,46 +791,34 @@ ProjApply(const char *name, ProjApplyCaller caller, int64 max_events, bool *more
 					 errmsg("projection \"%s\" does not exist", name)));
 		goto done;
 	}
-	if (def.state != 'a' || def.inline_active)
+	if (target == PROJ_TARGET_LIVE ?
+		(def.state != PROJ_STATE_ACTIVE || def.inline_active) :
+		def.build_schema == NULL)
 		goto done;
+	if (!InitState(&st, &def, target, def.build_schema, true, cxt))
+	{
+		result->failed = true;
+		goto done;
+	}
 
-	memset(&st, 0, sizeof(st));
-	st.def = &def;
-	st.cxt = cxt;
-	st.event_cxt = AllocSetContextCreate(cxt, "projections event",
-										 ALLOCSET_DEFAULT_SIZES);
-	if (!CheckHandler(&st))
-		goto done;
-	ProjCallPrepare(&st.call, st.handler, def.owner, def.search_path, def.name, cxt);
-	st.key = def.checkpoint_key;
-	st.pos = def.checkpoint_position;
-	st.position = def.position;
+	SPI_connect();
 	st.horizon = ProjSafeKey(GetActiveSnapshot());
-
 	ApplyWithPolicy(&st, caller == PROJ_CALLER_WORKER ? proj_batch_size :
 					(max_events > 0 ? max_events : PG_INT64_MAX));
 
-	/* every event below the horizon was seen: the frontier is the horizon */
 	save = st.applied > 0 || st.skipped > 0;
-	if (st.drained && !st.failed &&
-		(st.key < st.horizon - 1 || (st.key == st.horizon - 1 && st.pos < PG_INT64_MAX)))
+	if (MoveFrontierToHorizon(&st))
+		save = true;
+	rebuilding = def.rebuilding;
+	if (target == PROJ_TARGET_LIVE && st.drained && !st.failed && rebuilding)
 	{
-		if (save || FrontierCanMove(&st))
-		{
-			st.key = st.horizon - 1;
-			st.pos = PG_INT64_MAX;
-			save = true;
-		}
-	}
-	if (st.drained && !st.failed && def.rebuilding)
-	{
-		def.rebuilding = false;
+		rebuilding = false;
 		save = true;
 	}
 
 	/* an inline projection that has caught up goes inline now */
-	if (st.drained && !st.failed && def.is_inline &&
-		LockEventsForSwitch(caller == PROJ_CALLER_RUN))
+	if (target == PROJ_TARGET_LIVE && st.drained && !st.failed && def.is_inline &&
+		ProjInlineLockForSwitch(name, caller == PROJ_CALLER_RUN))
 	{
 		st.horizon = PG_INT64_MAX;
 		st.latest = true;
@@ -673,40 +831,101 @@ ProjApply(const char *name, ProjApplyCaller caller, int64 max_events, bool *more
 	}
 
 	if (save)
-	{
-		Datum		args[8];
-
-		args[0] = CStringGetTextDatum(def.name);
-		args[1] = Int64GetDatum(st.key);
-		args[2] = Int64GetDatum(st.pos);
-		args[3] = Int64GetDatum(st.position);
-		args[4] = Int64GetDatum(st.applied);
-		args[5] = Int64GetDatum(st.skipped);
-		args[6] = BoolGetDatum(def.rebuilding);
-		args[7] = BoolGetDatum(activated);
-		ProjExecute(PLAN_SAVE_PROGRESS, args, NULL, false, 0);
-		if (activated)
-			CacheInvalidateRelcacheByRelid(ProjExtGet(false)->events_relid);
-		if (st.applied > 0 || st.skipped > 0 || activated)
-			NotifyProgress(def.name, st.position, st.applied);
-		ProjNoteProgress();
-	}
-	applied = st.applied;
-	*more = !st.drained && !st.failed;
-
-	/* drained, but committed events wait at or above the safe key? */
-	if (blocked && st.drained && !st.failed && !activated)
-	{
-		bool		isnull;
-		Datum		max_key;
-
-		ProjExecute(PLAN_MAX_EVENT_KEY, NULL, NULL, false, 1);
-		max_key = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		*blocked = !isnull && DatumGetInt64(max_key) >= st.horizon;
-	}
+		SaveProgress(&st, rebuilding, activated);
+	result->applied = st.applied;
+	result->more = !st.drained && !st.failed;
+	result->drained = st.drained && !st.failed;
+	result->failed = st.failed;
+	if (st.drained && !st.failed && !activated)
+		result->blocked = BlockedBehindHorizon(&st);
+	SPI_finish();
 
 done:
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+}
+
+/*
+ * Apply every event below horizon to a model whose locks the caller holds
+ * (the last events of an online rebuild before its exchange, with every
+ * appender locked out for an inline projection), and save its checkpoint.
+ */
+void
+ProjApplyAll(ProjectionDef *def, ProjTarget target, const char *schema,
+			 int64 horizon, bool latest, ProjApplyResult *result)
+{
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	ApplyState	st;
+
+	memset(result, 0, sizeof(*result));
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "projections apply",
+								ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	if (!InitState(&st, def, target, schema, true, cxt))
+		result->failed = true;
+	else
+	{
+		SPI_connect();
+		st.horizon = horizon;
+		st.latest = latest;
+		ApplyWithPolicy(&st, PG_INT64_MAX);
+		(void) MoveFrontierToHorizon(&st);
+		SaveProgress(&st, def->rebuilding, def->inline_active);
+		SPI_finish();
+		result->applied = st.applied;
+		result->drained = st.drained && !st.failed;
+		result->failed = st.failed;
+		if (target == PROJ_TARGET_LIVE)
+			def->live = st.f;
+		else
+			def->build = st.f;
+	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+}
+
+/*
+ * Build a scratch model (verify): apply every event up to (upto_key,
+ * upto_pos) -- or, with inline_all, every event -- visible to snapshot, to
+ * the model in schema, from the first event.  Nothing is recorded; a
+ * handler error under on_error = pause is raised.
+ */
+int64
+ProjApplyScratch(ProjectionDef *def, const char *schema, Snapshot snapshot,
+				 bool inline_all, int64 upto_key, int64 upto_pos)
+{
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	ApplyState	st;
+	int64		applied;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "projections verify",
+								ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	(void) InitState(&st, def, PROJ_TARGET_BUILD, schema, false, cxt);
+	memset(&st.f, 0, sizeof(st.f));
+	st.snapshot = snapshot;
+	st.horizon = PG_INT64_MAX;
+	if (!inline_all)
+	{
+		st.bounded = true;
+		st.upto_key = upto_key;
+		st.upto_pos = upto_pos;
+	}
+	SPI_connect();
+	ApplyWithPolicy(&st, PG_INT64_MAX);
 	SPI_finish();
+	if (st.failed)
+		ereport(ERROR,
+				(errcode(st.last_failure.edata->sqlerrcode),
+				 errmsg("the new model of projection \"%s\" could not be built: %s",
+						def->name, st.last_failure.edata->message),
+				 st.last_failure.escaped ? 0 :
+				 errdetail("The handler failed at event " INT64_FORMAT " (stream \"%s\" version %d, type %s).",
+						   st.last_failure.position, st.last_failure.stream_id,
+						   st.last_failure.stream_version, st.last_failure.event_type)));
+	applied = st.applied;
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(cxt);
 	return applied;

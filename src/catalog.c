@@ -1,428 +1,276 @@
 /*-------------------------------------------------------------------------
  *
  * catalog.c
- *	  The extension's objects, its catalog rows, and ordering keys.
+ *	  The catalog of projections: reading its rows, locking a projection
+ *	  for applying, and every write to projections.projection and
+ *	  projections.failed_event.
  *
- * Everything that reads or writes projections.projection, the key offset,
- * or resolves the extension's relations lives here.  Catalog access runs
- * as the extension's owner, so that roles that may only call the API never
- * need privileges on the catalog, and nobody but the extension writes it.
+ * Nobody but the extension writes the catalog, and this file is where the
+ * extension does: each function below runs one or two of the statements
+ * declared here, as the extension's owner (registry.c).  A BEFORE UPDATE,
+ * DELETE and TRUNCATE trigger (projections_catalog_guard) refuses every
+ * other write, even a superuser's by hand, unless projections.maintenance
+ * is on.
  *
- * Ordering keys.  Each event stores ordering_key = greatest(xid + offset,
- * ordering_key of the stream's previous event), where xid is the appending
- * transaction's full transaction id.  A reader only consumes events with
- * ordering_key < xmin(snapshot) + offset (the "safe key"), so an event whose
- * transaction may still commit is never passed over.  The offset is zero
- * until a restore brings in keys from a cluster whose transaction ids ran
- * ahead of this one; then it moves forward so that new keys are above
- * every restored one (see ProjKeyOffset).
+ * Rows are read with a snapshot that sees every committed change, into the
+ * caller's memory context; each function connects to SPI itself.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
-#include "access/transam.h"
-#include "access/xlog.h"
-#include "access/xact.h"
-#include "catalog/indexing.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_extension.h"
-#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "commands/dbcommands.h"
-#include "commands/extension.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "settings.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
-#include "utils/hsearch.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/snapmgr.h"
-#include "utils/syscache.h"
 
+#include "catalog.h"
 #include "compat.h"
-#include "projections.h"
+#include "registry.h"
 
-static ProjExtInfo ext_info;
-static bool ext_info_valid = false;
+/* advisory lock classes (locktag_field4) of an applier */
+#define PROJ_LOCK_PROJECTION	0x5050
+#define PROJ_LOCK_BUILD			0x5051
 
-static bool offset_valid = false;
-static int64 offset_value = 0;
-
-/* > 0 while the extension itself writes its catalog (see ProjCatalogGuard) */
-static int	internal_writes = 0;
-
-/*
- * The statements the extension runs through SPI, prepared once per process
- * and kept.  Every statement names its columns explicitly.
- */
-typedef struct ProjPlanSpec
-{
-	const char *sql;
-	int			nargs;
-	Oid			argtypes[8];
-} ProjPlanSpec;
-
-static const ProjPlanSpec plan_specs[PLAN_COUNT] = {
-	[PLAN_LOAD_PROJECTION] = {
-		"SELECT name, handler, reset, event_types, mode, on_error, owner::oid,"
-		" search_path, state, rebuilding, inline_active, checkpoint_key,"
-		" checkpoint_position, skip_position, position"
-		" FROM projections.projection WHERE name = $1",
-		1, {TEXTOID}
-	},
-	[PLAN_SAVE_PROGRESS] = {
-		"UPDATE projections.projection SET checkpoint_key = $2,"
-		" checkpoint_position = $3, position = $4,"
-		" events_applied = events_applied + $5,"
-		" events_skipped = events_skipped + $6,"
-		" last_applied_at = CASE WHEN $5 > 0 THEN now() ELSE last_applied_at END,"
-		" rebuilding = $7, inline_active = $8"
-		" WHERE name = $1",
-		8, {TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, BOOLOID, BOOLOID}
-	},
-	[PLAN_FETCH_EVENTS] = {
-		"SELECT e.ordering_key, e.global_position, e.stream_id,"
-		" e.stream_version, e.event_type, e"
-		" FROM projections.events e"
-		" WHERE (e.ordering_key, e.global_position) > ($1, $2)"
-		" AND e.ordering_key < $3 AND e.global_position > $4"
-		" AND ($5::text[] IS NULL OR e.event_type = ANY ($5))"
-		" ORDER BY e.ordering_key, e.global_position LIMIT $6",
-		6, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTARRAYOID, INT8OID}
-	},
-	[PLAN_PROBE_EVENTS] = {
-		"SELECT 1 FROM projections.events e"
-		" WHERE (e.ordering_key, e.global_position) > ($1, $2)"
-		" AND e.ordering_key < $3"
-		" ORDER BY e.ordering_key, e.global_position LIMIT 1",
-		3, {INT8OID, INT8OID, INT8OID}
-	},
-	[PLAN_RECORD_FAILURE] = {
-		"UPDATE projections.projection SET state = CASE WHEN $5 THEN state"
-		" ELSE 'failed' END, last_error = $2, error_sqlstate = $3,"
-		" error_position = $4, error_at = now() WHERE name = $1",
-		5, {TEXTOID, TEXTOID, TEXTOID, INT8OID, BOOLOID}
-	},
-	[PLAN_RECORD_SKIPPED] = {
-		"INSERT INTO projections.failed_event (projection, global_position,"
-		" stream_id, stream_version, event_type, error_message, sqlstate)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7)"
-		" ON CONFLICT (projection, global_position) DO UPDATE SET"
-		" error_message = excluded.error_message, sqlstate = excluded.sqlstate,"
-		" failed_at = excluded.failed_at",
-		7, {TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID}
-	},
-	[PLAN_LIST_ASYNC] = {
-		"SELECT name FROM projections.projection"
-		" WHERE state = 'active' AND NOT inline_active ORDER BY name",
-		0, {InvalidOid}
-	},
-	[PLAN_LIST_INLINE] = {
-		"SELECT name, handler, event_types, owner::oid, search_path"
-		" FROM projections.projection"
-		" WHERE inline_active AND state = 'active' ORDER BY name",
-		0, {InvalidOid}
-	},
-	[PLAN_ADVANCE_STREAM] = {
-		"INSERT INTO projections.streams AS s (stream_id, version, last_key)"
-		" VALUES ($1, 1, $2)"
-		" ON CONFLICT (stream_id) DO UPDATE SET version = s.version + 1,"
-		" last_key = greatest(s.last_key, excluded.last_key)"
-		" RETURNING version, last_key",
-		2, {TEXTOID, INT8OID}
-	},
-	[PLAN_RESTORE_STREAM] = {
-		"INSERT INTO projections.streams AS s (stream_id, version, last_key)"
-		" VALUES ($1, $2, $3)"
-		" ON CONFLICT (stream_id) DO UPDATE SET"
-		" version = greatest(s.version, excluded.version),"
-		" last_key = greatest(s.last_key, excluded.last_key)",
-		3, {TEXTOID, INT4OID, INT8OID}
-	},
-	[PLAN_INSERT_EVENT] = {
-		"INSERT INTO projections.events (stream_id, stream_version, event_type,"
-		" data, metadata) VALUES ($1, $2, $3, $4, $5) RETURNING global_position",
-		5, {TEXTOID, INT4OID, TEXTOID, JSONBOID, JSONBOID}
-	},
-	[PLAN_READ_OFFSET] = {
-		"SELECT key_offset FROM projections.key_offset",
-		0, {InvalidOid}
-	},
-	[PLAN_MAX_KEY] = {
-		"SELECT greatest((SELECT max(ordering_key) FROM projections.events),"
-		" (SELECT max(checkpoint_key) FROM projections.projection))",
-		0, {InvalidOid}
-	},
-	[PLAN_SET_OFFSET] = {
-		"UPDATE projections.key_offset SET key_offset = $1",
-		1, {INT8OID}
-	},
-	[PLAN_MAX_POSITION] = {
-		"SELECT max(global_position) FROM projections.events",
-		0, {InvalidOid}
-	},
-	[PLAN_LAST_SAFE_EVENT] = {
-		"SELECT ordering_key, global_position FROM projections.events"
-		" WHERE ordering_key < $1"
-		" ORDER BY ordering_key DESC, global_position DESC LIMIT 1",
-		1, {INT8OID}
-	},
-	[PLAN_WAIT_TARGET] = {
-		"SELECT ordering_key, global_position FROM projections.events e"
-		" WHERE (e.ordering_key, e.global_position) > ($1, $2)"
-		" AND e.global_position <= $3"
-		" ORDER BY e.ordering_key DESC, e.global_position DESC LIMIT 1",
-		3, {INT8OID, INT8OID, INT8OID}
-	},
-	[PLAN_READ_CHECKPOINT] = {
-		"SELECT checkpoint_key, checkpoint_position, inline_active, state"
-		" FROM projections.projection WHERE name = $1",
-		1, {TEXTOID}
-	},
-	[PLAN_MAX_EVENT_KEY] = {
-		"SELECT max(ordering_key) FROM projections.events",
-		0, {InvalidOid}
-	},
-	[PLAN_HEAD] = {
-		"SELECT global_position FROM projections.events"
-		" WHERE ordering_key < $1 ORDER BY global_position DESC LIMIT 1",
-		1, {INT8OID}
-	},
+static const char *const state_names[] = {
+	[PROJ_STATE_ACTIVE] = "active",
+	[PROJ_STATE_PAUSED] = "paused",
+	[PROJ_STATE_FAILED] = "failed",
 };
 
-static SPIPlanPtr plans[PLAN_COUNT];
+const char *
+ProjStateName(ProjState state)
+{
+	return state_names[state];
+}
+
+static ProjState
+StateFromName(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < (int) lengthof(state_names); i++)
+		if (strcmp(state_names[i], name) == 0)
+			return (ProjState) i;
+	elog(ERROR, "unknown projection state \"%s\"", name);
+	return PROJ_STATE_FAILED;	/* keep compiler quiet */
+}
+
+/* the columns every read of a row returns, in this order */
+#define DEF_COLUMNS \
+	"p.name, p.handler, p.reset, p.event_types, p.mode, p.on_error, p.batch," \
+	" p.owner::oid, p.search_path, p.state, p.rebuilding, p.inline_active," \
+	" p.checkpoint_key, p.checkpoint_position, p.skip_position, p.position," \
+	" p.tables::oid[], p.build_schema, p.build_key, p.build_checkpoint_position," \
+	" p.build_position, p.build_analyzed"
+
+enum
+{
+	COL_NAME = 1, COL_HANDLER, COL_RESET, COL_EVENT_TYPES, COL_MODE,
+	COL_ON_ERROR, COL_BATCH, COL_OWNER, COL_SEARCH_PATH, COL_STATE,
+	COL_REBUILDING, COL_INLINE_ACTIVE, COL_CHECKPOINT_KEY,
+	COL_CHECKPOINT_POSITION, COL_SKIP_POSITION, COL_POSITION, COL_TABLES,
+	COL_BUILD_SCHEMA, COL_BUILD_KEY, COL_BUILD_CHECKPOINT_POSITION,
+	COL_BUILD_POSITION, COL_BUILD_ANALYZED
+};
+
+static ProjStatement load_stmt = {
+	"SELECT " DEF_COLUMNS " FROM projections.projection p WHERE p.name = $1",
+	1, {TEXTOID}
+};
+
+static ProjStatement list_runnable_stmt = {
+	"SELECT " DEF_COLUMNS " FROM projections.projection p"
+	" WHERE (p.state = 'active' AND NOT p.inline_active)"
+	" OR p.build_schema IS NOT NULL ORDER BY p.name", 0
+};
+
+static ProjStatement list_inline_stmt = {
+	"SELECT " DEF_COLUMNS " FROM projections.projection p"
+	" WHERE p.inline_active AND p.state = 'active' ORDER BY p.name", 0
+};
 
 /*
- * Owner and schema of the extension, read from pg_extension.
+ * (for appends between installing a new library and ALTER EXTENSION
+ * UPDATE: the columns every version has, the others as their defaults)
  */
-static bool
-ExtensionOwnerAndSchema(Oid extoid, Oid *owner, Oid *schema)
-{
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	bool		found = false;
+static ProjStatement list_inline_compat_stmt = {
+	"SELECT p.name, p.handler, p.reset, p.event_types, p.mode, p.on_error, false,"
+	" p.owner::oid, p.search_path, p.state, p.rebuilding, p.inline_active,"
+	" p.checkpoint_key, p.checkpoint_position, p.skip_position, p.position,"
+	" NULL::oid[], NULL::text, NULL::int8, NULL::int8, NULL::int8, false"
+	" FROM projections.projection p"
+	" WHERE p.inline_active AND p.state = 'active' ORDER BY p.name", 0
+};
 
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(extoid));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-	{
-		Form_pg_extension form = (Form_pg_extension) GETSTRUCT(tup);
+static ProjStatement owned_by_stmt = {
+	"SELECT p.name FROM projections.projection p WHERE p.owner::oid = $1"
+	" ORDER BY p.name", 1, {OIDOID}
+};
 
-		*owner = form->extowner;
-		*schema = form->extnamespace;
-		found = true;
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
-}
+static ProjStatement insert_stmt = {
+	"INSERT INTO projections.projection (name, handler, reset, event_types,"
+	" mode, on_error, batch, owner, search_path, tables)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8::regrole, $9, $10::regclass[])"
+	" ON CONFLICT (name) DO NOTHING",
+	10, {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID, BOOLOID,
+	OIDOID, TEXTOID, OIDARRAYOID}
+};
+
+static ProjStatement delete_failed_stmt = {
+	"DELETE FROM projections.failed_event f WHERE f.projection = $1", 1, {TEXTOID}
+};
+
+static ProjStatement delete_stmt = {
+	"DELETE FROM projections.projection p WHERE p.name = $1", 1, {TEXTOID}
+};
+
+static ProjStatement set_state_stmt = {
+	"UPDATE projections.projection SET state = $2 WHERE name = $1",
+	2, {TEXTOID, TEXTOID}
+};
+
+static ProjStatement set_mode_stmt = {
+	"UPDATE projections.projection SET mode = $2 WHERE name = $1",
+	2, {TEXTOID, TEXTOID}
+};
+
+static ProjStatement set_tables_stmt = {
+	"UPDATE projections.projection SET tables = $2::regclass[] WHERE name = $1",
+	2, {TEXTOID, OIDARRAYOID}
+};
+
+static ProjStatement set_owner_stmt = {
+	"UPDATE projections.projection SET owner = $2::regrole WHERE name = $1",
+	2, {TEXTOID, OIDOID}
+};
 
 /*
- * The extension's objects in this database, cached per process until one of
- * its relations is invalidated.  Returns NULL when the extension is not
- * installed (or its creation has not committed yet) and missing_ok is set.
+ * (apply_rate: the events of this batch over the time since the previous
+ * one, so a catch-up shows its speed and a live projection its flow)
  */
-const ProjExtInfo *
-ProjExtGet(bool missing_ok)
-{
-	if (!ext_info_valid)
-	{
-		ProjExtInfo info;
+static ProjStatement save_live_stmt = {
+	"UPDATE projections.projection SET checkpoint_key = $2,"
+	" checkpoint_position = $3, skip_position = $4, position = $5,"
+	" events_applied = events_applied + $6, events_skipped = events_skipped + $7,"
+	" last_applied_at = CASE WHEN $6 > 0 THEN clock_timestamp()"
+	"   ELSE last_applied_at END,"
+	" apply_rate = CASE WHEN $6 = 0 THEN apply_rate"
+	"   WHEN last_applied_at IS NULL THEN NULL"
+	"   ELSE ($6 / greatest(extract(epoch FROM clock_timestamp() - last_applied_at)::float8,"
+	"         0.001))::real END,"
+	" rebuilding = $8, inline_active = $9, applied_by = pg_backend_pid()"
+	" WHERE name = $1",
+	9, {TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	BOOLOID, BOOLOID}
+};
 
-		memset(&info, 0, sizeof(info));
-		info.extension_oid = get_extension_oid(PROJ_EXTENSION_NAME, true);
-		if (OidIsValid(info.extension_oid) &&
-			ExtensionOwnerAndSchema(info.extension_oid, &info.owner,
-									&info.schema_oid))
-		{
-			info.events_relid = get_relname_relid("events", info.schema_oid);
-			info.catalog_relid = get_relname_relid("projection", info.schema_oid);
-			info.offset_relid = get_relname_relid("key_offset", info.schema_oid);
-			info.sequence_relid = get_relname_relid("events_global_position_seq",
-													info.schema_oid);
-			info.streams_relid = get_relname_relid("streams", info.schema_oid);
-			if (OidIsValid(info.events_relid))
-				info.events_type = get_rel_type_id(info.events_relid);
-		}
+static ProjStatement save_build_stmt = {
+	"UPDATE projections.projection SET build_key = $2,"
+	" build_checkpoint_position = $3, build_position = $4,"
+	" build_applied = build_applied + $5, build_skipped = build_skipped + $6,"
+	" applied_by = pg_backend_pid()"
+	" WHERE name = $1 AND build_schema IS NOT NULL",
+	6, {TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID}
+};
 
-		if (!OidIsValid(info.events_relid) || !OidIsValid(info.catalog_relid) ||
-			!OidIsValid(info.offset_relid) || !OidIsValid(info.sequence_relid) ||
-			!OidIsValid(info.streams_relid))
-		{
-			if (missing_ok)
-				return NULL;
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("extension \"%s\" is not installed in this database",
-							PROJ_EXTENSION_NAME),
-					 errhint("Run CREATE EXTENSION %s.", PROJ_EXTENSION_NAME)));
-		}
-		ext_info = info;
-		ext_info_valid = true;
-	}
-	return &ext_info;
-}
+static ProjStatement record_error_stmt = {
+	"UPDATE projections.projection SET state = CASE WHEN $5 THEN 'failed'"
+	" ELSE state END, last_error = $2, error_sqlstate = $3,"
+	" error_position = $4, error_at = now() WHERE name = $1",
+	5, {TEXTOID, TEXTOID, TEXTOID, INT8OID, BOOLOID}
+};
 
-/*
- * Relcache invalidation callback: forget what depends on the extension's
- * relations when one of them (or everything) is invalidated.
- */
-void
-ProjInvalidateCaches(Datum arg, Oid relid)
-{
-	if (OidIsValid(relid) &&
-		(!ext_info_valid ||
-		 (relid != ext_info.events_relid && relid != ext_info.catalog_relid &&
-		  relid != ext_info.offset_relid)))
-		return;
-	ext_info_valid = false;
-	offset_valid = false;
-	ProjInlineInvalidate();
-}
+static ProjStatement record_skipped_stmt = {
+	"INSERT INTO projections.failed_event (projection, global_position,"
+	" stream_id, stream_version, event_type, error_message, sqlstate,"
+	" during_rebuild) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+	" ON CONFLICT (projection, global_position, during_rebuild) DO UPDATE SET"
+	" error_message = excluded.error_message, sqlstate = excluded.sqlstate,"
+	" failed_at = excluded.failed_at",
+	8, {TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID}
+};
 
-/*
- * Run as the extension's owner, for catalog access.  The caller's security
- * restrictions stay in force; an error restores the user through the
- * (sub)transaction abort.
- */
-static void
-ProjBecomeExtensionOwner(ProjSavedUser *saved)
-{
-	const ProjExtInfo *ext = ProjExtGet(false);
+static ProjStatement reset_stmt = {
+	"UPDATE projections.projection SET checkpoint_key = 0,"
+	" checkpoint_position = 0, skip_position = 0, position = 0,"
+	" events_applied = 0, events_skipped = 0, rebuilding = true,"
+	" inline_active = false, state = 'active', last_error = NULL,"
+	" error_sqlstate = NULL, error_position = NULL, error_at = NULL,"
+	" last_applied_at = NULL, apply_rate = NULL WHERE name = $1",
+	1, {TEXTOID}
+};
 
-	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
-	SetUserIdAndSecContext(ext->owner,
-						   saved->sec_context | SECURITY_LOCAL_USERID_CHANGE);
-}
+static ProjStatement set_frontier_stmt = {
+	"UPDATE projections.projection SET inline_active = $6,"
+	" checkpoint_key = $2, checkpoint_position = $3, skip_position = $4,"
+	" position = $5 WHERE name = $1",
+	6, {TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, BOOLOID}
+};
 
-static void
-ProjRestoreUser(const ProjSavedUser *saved)
-{
-	SetUserIdAndSecContext(saved->userid, saved->sec_context);
-}
+static ProjStatement delete_build_failed_stmt = {
+	"DELETE FROM projections.failed_event f"
+	" WHERE f.projection = $1 AND f.during_rebuild", 1, {TEXTOID}
+};
 
-/*
- * The kept SPI plan for one of the extension's statements.  The caller is
- * connected to SPI.
- */
-static SPIPlanPtr
-ProjPlan(ProjPlanId id)
-{
-	if (plans[id] == NULL)
-	{
-		const ProjPlanSpec *spec = &plan_specs[id];
-		SPIPlanPtr	plan;
+static ProjStatement start_build_stmt = {
+	"UPDATE projections.projection SET build_schema = $2, build_key = 0,"
+	" build_checkpoint_position = 0, build_position = 0, build_applied = 0,"
+	" build_skipped = 0, build_analyzed = false, build_started_at = now()"
+	" WHERE name = $1",
+	2, {TEXTOID, TEXTOID}
+};
 
-		plan = SPI_prepare(spec->sql, spec->nargs, (Oid *) spec->argtypes);
-		if (plan == NULL)
-			elog(ERROR, "could not prepare projections statement: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not keep projections statement");
-		plans[id] = plan;
-	}
-	return plans[id];
-}
+static ProjStatement set_build_analyzed_stmt = {
+	"UPDATE projections.projection SET build_analyzed = true WHERE name = $1",
+	1, {TEXTOID}
+};
 
-/*
- * Execute a plan as the extension's owner, marking the catalog writes as the
- * extension's own (see projections_catalog_guard).
- */
-static int
-ExecuteAsOwner(SPIPlanPtr plan, Datum *values, const char *nulls,
-			   Snapshot snapshot, long count)
-{
-	ProjSavedUser saved;
-	int			ret;
+static ProjStatement end_build_stmt = {
+	"UPDATE projections.projection SET build_schema = NULL, build_key = NULL,"
+	" build_checkpoint_position = NULL, build_position = NULL,"
+	" build_applied = NULL, build_skipped = NULL, build_analyzed = NULL,"
+	" build_started_at = NULL WHERE name = $1",
+	1, {TEXTOID}
+};
 
-	ProjBecomeExtensionOwner(&saved);
-	internal_writes++;
-	PG_TRY();
-	{
-		ret = SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot,
-								   false, true, count);
-	}
-	PG_FINALLY();
-	{
-		internal_writes--;
-	}
-	PG_END_TRY();
-	ProjRestoreUser(&saved);
-	if (ret < 0)
-		elog(ERROR, "projections statement failed: %s",
-			 SPI_result_code_string(ret));
-	return ret;
-}
+static ProjStatement complete_build_stmt = {
+	"UPDATE projections.projection SET checkpoint_key = build_key,"
+	" checkpoint_position = build_checkpoint_position, skip_position = 0,"
+	" position = build_position, events_applied = build_applied,"
+	" events_skipped = build_skipped, rebuilding = false, state = 'active',"
+	" last_error = NULL, error_sqlstate = NULL, error_position = NULL,"
+	" error_at = NULL, last_applied_at = now(), build_schema = NULL,"
+	" build_key = NULL, build_checkpoint_position = NULL, build_position = NULL,"
+	" build_applied = NULL, build_skipped = NULL, build_analyzed = NULL,"
+	" build_started_at = NULL WHERE name = $1",
+	1, {TEXTOID}
+};
 
-/*
- * Execute one of the extension's statements as the extension's owner.  With
- * latest, the statement sees every committed change (and the transaction's
- * own), whatever the transaction's isolation level: catalog rows and stream
- * heads must never be read from a stale snapshot.
- */
-int
-ProjExecute(ProjPlanId id, Datum *values, const char *nulls, bool latest,
-			long count)
-{
-	return ExecuteAsOwner(ProjPlan(id), values, nulls,
-						  latest ? GetLatestSnapshot() : InvalidSnapshot, count);
-}
+static ProjStatement delete_live_failed_stmt = {
+	"DELETE FROM projections.failed_event f"
+	" WHERE f.projection = $1 AND NOT f.during_rebuild", 1, {TEXTOID}
+};
 
-/*
- * Take a share lock on the extension object, so that DROP EXTENSION waits
- * for the current batch instead of pulling the tables away under it.
- * Returns false when the extension is gone (or not yet committed).
- */
-bool
-ProjLockExtension(void)
-{
-	const ProjExtInfo *ext = ProjExtGet(true);
+static ProjStatement promote_build_failed_stmt = {
+	"UPDATE projections.failed_event SET during_rebuild = false"
+	" WHERE projection = $1 AND during_rebuild", 1, {TEXTOID}
+};
 
-	if (ext == NULL)
-		return false;
-	LockDatabaseObject(ExtensionRelationId, ext->extension_oid, 0,
-					   AccessShareLock);
-	/* the lock processed invalidations: look again */
-	ext = ProjExtGet(true);
-	return ext != NULL;
-}
-
-/*
- * Lock one projection for applying (the worker, run() and every
- * state-changing function): exactly one applier at a time.  The lock is an
- * in-memory advisory lock held to the end of the transaction, so an idle
- * poll writes nothing.
- */
-bool
-ProjLockProjection(const char *name, bool wait)
-{
-	LOCKTAG		tag;
-	uint64		h = hash_bytes_extended((const unsigned char *) name,
-										strlen(name), 0);
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
-						 PROJ_LOCK_PROJECTION);
-	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
-}
+/* ---- reading ---- */
 
 static char *
-TextOrNull(HeapTuple tup, TupleDesc desc, int col)
+TextCol(HeapTuple tup, TupleDesc desc, int col)
 {
 	bool		isnull;
 	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
@@ -449,67 +297,169 @@ BoolCol(HeapTuple tup, TupleDesc desc, int col)
 }
 
 /*
- * Read one projection's catalog row, seeing every committed change.  The
- * caller is connected to SPI; the result is allocated in the caller's
- * current memory context.  Returns false if there is no such projection.
+ * Decode one row of DEF_COLUMNS into def, allocating in the current memory
+ * context.
  */
-bool
-ProjLoad(const char *name, ProjectionDef *def)
+static void
+DecodeRow(HeapTuple tup, TupleDesc desc, ProjectionDef *def)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	Datum		arg = CStringGetTextDatum(name);
-	HeapTuple	tup;
-	TupleDesc	desc;
 	bool		isnull;
-	Datum		types;
-	char	   *text;
+	Datum		d;
 
-	ProjExecute(PLAN_LOAD_PROJECTION, &arg, NULL, true, 1);
-	if (SPI_processed == 0)
-		return false;
-
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	MemoryContextSwitchTo(cxt);
 	memset(def, 0, sizeof(*def));
-	def->name = TextOrNull(tup, desc, 1);
-	def->handler = TextOrNull(tup, desc, 2);
-	def->reset = TextOrNull(tup, desc, 3);
-	types = SPI_getbinval(tup, desc, 4, &isnull);
+	def->name = TextCol(tup, desc, COL_NAME);
+	def->handler = TextCol(tup, desc, COL_HANDLER);
+	def->reset = TextCol(tup, desc, COL_RESET);
+	d = SPI_getbinval(tup, desc, COL_EVENT_TYPES, &isnull);
 	def->has_filter = !isnull;
 	if (!isnull)
-		def->event_types = PointerGetDatum(PG_DETOAST_DATUM_COPY(types));
-	text = TextOrNull(tup, desc, 5);
-	def->is_inline = strcmp(text, "inline") == 0;
-	text = TextOrNull(tup, desc, 6);
-	def->skip_on_error = strcmp(text, "skip") == 0;
-	def->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
-	def->search_path = TextOrNull(tup, desc, 8);
-	text = TextOrNull(tup, desc, 9);
-	def->state = text[0];
-	def->rebuilding = BoolCol(tup, desc, 10);
-	def->inline_active = BoolCol(tup, desc, 11);
-	def->checkpoint_key = Int8Col(tup, desc, 12);
-	def->checkpoint_position = Int8Col(tup, desc, 13);
-	def->skip_position = Int8Col(tup, desc, 14);
-	def->position = Int8Col(tup, desc, 15);
-	SPI_freetuptable(SPI_tuptable);
-	return true;
+		def->event_types = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+	def->is_inline = strcmp(TextCol(tup, desc, COL_MODE), "inline") == 0;
+	def->skip_on_error = strcmp(TextCol(tup, desc, COL_ON_ERROR), "skip") == 0;
+	def->batch = BoolCol(tup, desc, COL_BATCH);
+	def->owner = DatumGetObjectId(SPI_getbinval(tup, desc, COL_OWNER, &isnull));
+	def->search_path = TextCol(tup, desc, COL_SEARCH_PATH);
+	def->state = StateFromName(TextCol(tup, desc, COL_STATE));
+	def->rebuilding = BoolCol(tup, desc, COL_REBUILDING);
+	def->inline_active = BoolCol(tup, desc, COL_INLINE_ACTIVE);
+	def->live.key = Int8Col(tup, desc, COL_CHECKPOINT_KEY);
+	def->live.pos = Int8Col(tup, desc, COL_CHECKPOINT_POSITION);
+	def->live.skip_position = Int8Col(tup, desc, COL_SKIP_POSITION);
+	def->live.position = Int8Col(tup, desc, COL_POSITION);
+	d = SPI_getbinval(tup, desc, COL_TABLES, &isnull);
+	if (!isnull)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		int			i;
+
+		deconstruct_array(DatumGetArrayTypeP(d), OIDOID, sizeof(Oid), true,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		def->tables = palloc(sizeof(Oid) * Max(n, 1));
+		for (i = 0; i < n; i++)
+			if (!nulls[i])
+				def->tables[def->ntables++] = DatumGetObjectId(elems[i]);
+	}
+	def->build_schema = TextCol(tup, desc, COL_BUILD_SCHEMA);
+	def->build.key = Int8Col(tup, desc, COL_BUILD_KEY);
+	def->build.pos = Int8Col(tup, desc, COL_BUILD_CHECKPOINT_POSITION);
+	def->build.position = Int8Col(tup, desc, COL_BUILD_POSITION);
+	def->build_analyzed = BoolCol(tup, desc, COL_BUILD_ANALYZED);
 }
 
 /*
- * ProjLoad for the SQL API: an unknown name is an error.
+ * Read one projection's row, seeing every committed change.  Returns false
+ * if there is no such projection.
  */
+bool
+ProjCatalogLoad(const char *name, ProjectionDef *def)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		arg;
+	bool		found;
+
+	ProjRequireCurrentVersion();
+	arg = CStringGetTextDatum(name);
+	SPI_connect();
+	ProjRun(&load_stmt, &arg, NULL, true, 1);
+	found = SPI_processed > 0;
+	if (found)
+	{
+		MemoryContext spi = MemoryContextSwitchTo(cxt);
+
+		DecodeRow(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, def);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	MemoryContextSwitchTo(cxt);
+	return found;
+}
+
+/* ProjCatalogLoad for the SQL API: an unknown name is an error. */
 ProjectionDef *
-ProjLoadOrError(const char *name)
+ProjCatalogLoadOrError(const char *name)
 {
 	ProjectionDef *def = palloc(sizeof(ProjectionDef));
 
-	if (!ProjLoad(name, def))
+	if (!ProjCatalogLoad(name, def))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("projection \"%s\" does not exist", name)));
 	return def;
+}
+
+/* Every row a statement returns, as a list of ProjectionDef. */
+static List *
+LoadList(ProjStatement *stmt)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *defs = NIL;
+	uint64		i;
+
+	SPI_connect();
+	ProjRun(stmt, NULL, NULL, true, 0);
+	MemoryContextSwitchTo(cxt);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		ProjectionDef *def = palloc(sizeof(ProjectionDef));
+
+		DecodeRow(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, def);
+		defs = lappend(defs, def);
+	}
+	SPI_finish();
+	MemoryContextSwitchTo(cxt);
+	return defs;
+}
+
+/*
+ * The projections a worker may have work for: active async ones, and those
+ * with an online rebuild under way.
+ */
+List *
+ProjCatalogListRunnable(bool *builds)
+{
+	List	   *defs;
+	ListCell   *lc;
+
+	ProjRequireCurrentVersion();
+	defs = LoadList(&list_runnable_stmt);
+	*builds = false;
+	foreach(lc, defs)
+		if (((ProjectionDef *) lfirst(lc))->build_schema != NULL)
+			*builds = true;
+	return defs;
+}
+
+/*
+ * The active inline projections, in name order.  (Appends work with every
+ * version of the catalog.)
+ */
+List *
+ProjCatalogListInline(void)
+{
+	return LoadList(ProjExtGet(false)->current ? &list_inline_stmt :
+					&list_inline_compat_stmt);
+}
+
+/* The names of the projections a role owns in this database. */
+List *
+ProjCatalogOwnedBy(Oid role)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *names = NIL;
+	Datum		arg = ObjectIdGetDatum(role);
+	uint64		i;
+
+	SPI_connect();
+	ProjRun(&owned_by_stmt, &arg, NULL, true, 0);
+	MemoryContextSwitchTo(cxt);
+	for (i = 0; i < SPI_processed; i++)
+		names = lappend(names, TextCol(SPI_tuptable->vals[i],
+									   SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	MemoryContextSwitchTo(cxt);
+	return names;
 }
 
 /*
@@ -517,7 +467,7 @@ ProjLoadOrError(const char *name)
  * may change it.
  */
 void
-ProjCheckOwner(const ProjectionDef *def)
+ProjCatalogCheckOwner(const ProjectionDef *def)
 {
 	if (!has_privs_of_role(GetUserId(), def->owner))
 		ereport(ERROR,
@@ -526,219 +476,264 @@ ProjCheckOwner(const ProjectionDef *def)
 }
 
 /*
- * Run a one-off statement (the SQL API's state changes) as the extension's
- * owner.  The caller is connected to SPI.
+ * Lock one projection's model for applying (the worker, run() and every
+ * state-changing function): exactly one applier at a time.  The lock is an
+ * in-memory advisory lock held to the end of the transaction, so an idle
+ * poll writes nothing.  The shadow model of an online rebuild has a lock of
+ * its own: it is applied beside the live one.
  */
-int
-ProjExecuteSql(const char *sql, int nargs, Oid *types, Datum *values,
-			   const char *nulls)
+bool
+ProjCatalogLock(const char *name, ProjTarget target, bool wait)
 {
-	ProjSavedUser saved;
-	SPIPlanPtr	plan;
-	int			ret;
+	LOCKTAG		tag;
+	uint64		h = hash_bytes_extended((const unsigned char *) name,
+										strlen(name), 0);
 
-	ProjBecomeExtensionOwner(&saved);
-	plan = SPI_prepare(sql, nargs, types);
-	ProjRestoreUser(&saved);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare projections statement: %s",
-			 SPI_result_code_string(SPI_result));
-	ret = ExecuteAsOwner(plan, values, nulls, InvalidSnapshot, 0);
-	SPI_freeplan(plan);
-	return ret;
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+						 target == PROJ_TARGET_LIVE ? PROJ_LOCK_PROJECTION :
+						 PROJ_LOCK_BUILD);
+	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
 }
 
-/* resolved handler and reset signatures, forgotten when a function changes */
-#define FUNC_KEY_LEN 512
+/* ---- writing ---- */
 
-typedef struct FuncCacheEntry
-{
-	char		signature[FUNC_KEY_LEN];	/* hash key */
-	Oid			func;
-} FuncCacheEntry;
-
-static HTAB *func_cache = NULL;
-
-/*
- * Forget resolved functions (a function or a schema changed).
- */
-void
-ProjInvalidateFunctions(void)
-{
-	if (func_cache != NULL)
-	{
-		hash_destroy(func_cache);
-		func_cache = NULL;
-	}
-}
-
-/*
- * The function named by a stored signature, or InvalidOid if it no longer
- * exists.  Signatures are stored schema-qualified, so the search path does
- * not matter.  Cached per process until pg_proc or pg_namespace changes.
- */
-Oid
-ProjResolveFunction(const char *signature)
-{
-	LOCAL_FCINFO(fcinfo, 1);
-	Datum		result;
-	FuncCacheEntry *entry = NULL;
-	bool		found;
-	Oid			func;
-
-	if (strlen(signature) < FUNC_KEY_LEN)
-	{
-		if (func_cache == NULL)
-		{
-			HASHCTL		ctl;
-
-			memset(&ctl, 0, sizeof(ctl));
-			ctl.keysize = FUNC_KEY_LEN;
-			ctl.entrysize = sizeof(FuncCacheEntry);
-			ctl.hcxt = CacheMemoryContext;
-			func_cache = hash_create("projections functions", 16, &ctl,
-									 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-		}
-		entry = hash_search(func_cache, signature, HASH_FIND, &found);
-		if (found)
-			return entry->func;
-	}
-
-	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = CStringGetTextDatum(signature);
-	fcinfo->args[0].isnull = false;
-	result = to_regprocedure(fcinfo);
-	func = fcinfo->isnull ? InvalidOid : DatumGetObjectId(result);
-
-	/* (the look-up may have processed an invalidation that dropped the cache) */
-	if (func_cache != NULL && strlen(signature) < FUNC_KEY_LEN && OidIsValid(func))
-	{
-		entry = hash_search(func_cache, signature, HASH_ENTER, &found);
-		entry->func = func;
-	}
-	return func;
-}
-
-/*
- * A 32-bit transaction id, not older than the oldest running one, as a
- * 64-bit full transaction id.
- */
+/* Run a write with its arguments, in its own SPI connection. */
 static uint64
-ProjFullXid(TransactionId xid)
+Write(ProjStatement *stmt, Datum *args, const char *nulls)
 {
-	FullTransactionId next = ReadNextFullTransactionId();
-	uint32		epoch = EpochFromFullTransactionId(next);
-
-	if (xid > XidFromFullTransactionId(next))
-		epoch--;
-	return ((uint64) epoch << 32) | xid;
-}
-
-/*
- * Read the key offset and check it against the keys present: a key at or
- * above the next transaction id (plus offset) can only come from a restore
- * of another cluster's events.  Then move the offset forward, under a lock
- * that waits for every appender, so that every key assigned from now on is
- * above every key present.
- */
-static int64
-ReadAndVerifyOffset(void)
-{
-	const ProjExtInfo *ext = ProjExtGet(false);
-	int64		offset;
-	int64		max_key;
-	bool		isnull;
-	uint64		next;
+	MemoryContext cxt = CurrentMemoryContext;
+	uint64		n;
 
 	SPI_connect();
-	ProjExecute(PLAN_READ_OFFSET, NULL, NULL, true, 1);
-	offset = SPI_processed > 0 ?
-		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									SPI_tuptable->tupdesc, 1, &isnull)) : 0;
-	ProjExecute(PLAN_MAX_KEY, NULL, NULL, true, 1);
-	max_key = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull));
-	if (isnull)
-		max_key = 0;
-	next = U64FromFullTransactionId(ReadNextFullTransactionId());
-
-	/* (a standby follows its primary's offset: it cannot move it) */
-	if (max_key >= (int64) next + offset && !RecoveryInProgress())
-	{
-		Snapshot	snap;
-		uint64		oldest;
-		FullTransactionId own = GetTopFullTransactionIdIfAny();
-		int64		new_offset;
-		Datum		arg;
-
-		LockRelationOid(ext->events_relid, ShareRowExclusiveLock);
-		ProjExecute(PLAN_MAX_KEY, NULL, NULL, true, 1);
-		max_key = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											  SPI_tuptable->tupdesc, 1, &isnull));
-		ProjExecute(PLAN_READ_OFFSET, NULL, NULL, true, 1);
-		offset = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
-		snap = GetLatestSnapshot();
-		oldest = ProjFullXid(snap->xmin);
-		if (FullTransactionIdIsValid(own) &&
-			U64FromFullTransactionId(own) < oldest)
-			oldest = U64FromFullTransactionId(own);
-
-		if (max_key >= (int64) oldest + offset)
-		{
-			new_offset = max_key + 1 - (int64) oldest;
-			arg = Int64GetDatum(new_offset);
-			ProjExecute(PLAN_SET_OFFSET, &arg, NULL, true, 0);
-			CacheInvalidateRelcacheByRelid(ext->offset_relid);
-			ereport(LOG,
-					(errmsg("projections: ordering keys moved forward by "
-							INT64_FORMAT " in database \"%s\"",
-							new_offset - offset,
-							get_database_name(MyDatabaseId)),
-					 errdetail("The events table holds ordering keys above this "
-							   "cluster's transaction ids, as after a restore "
-							   "from another cluster.")));
-			offset = new_offset;
-		}
-	}
+	ProjRun(stmt, args, nulls, false, 0);
+	n = SPI_processed;
 	SPI_finish();
-	return offset;
+	MemoryContextSwitchTo(cxt);
+	return n;
+}
+
+static void
+WriteName(ProjStatement *stmt, const char *name)
+{
+	Datum		arg = CStringGetTextDatum(name);
+
+	(void) Write(stmt, &arg, NULL);
+}
+
+/* Insert a new projection's row; false if the name is taken. */
+bool
+ProjCatalogInsert(const char *name, const char *handler, const char *reset,
+				  Datum event_types, bool has_filter, bool is_inline, bool skip,
+				  bool batch, Oid owner, const char *search_path, Datum tables,
+				  bool has_tables)
+{
+	Datum		args[10];
+	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = CStringGetTextDatum(handler);
+	if (reset != NULL)
+		args[2] = CStringGetTextDatum(reset);
+	else
+		nulls[2] = 'n';
+	if (has_filter)
+		args[3] = event_types;
+	else
+		nulls[3] = 'n';
+	args[4] = CStringGetTextDatum(is_inline ? "inline" : "async");
+	args[5] = CStringGetTextDatum(skip ? "skip" : "pause");
+	args[6] = BoolGetDatum(batch);
+	args[7] = ObjectIdGetDatum(owner);
+	args[8] = CStringGetTextDatum(search_path);
+	if (has_tables)
+		args[9] = tables;
+	else
+		nulls[9] = 'n';
+	return Write(&insert_stmt, args, nulls) > 0;
+}
+
+/* Remove a projection's row and its failed events. */
+void
+ProjCatalogDelete(const char *name)
+{
+	WriteName(&delete_failed_stmt, name);
+	WriteName(&delete_stmt, name);
+}
+
+void
+ProjCatalogSetState(const char *name, ProjState state)
+{
+	Datum		args[2];
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = CStringGetTextDatum(ProjStateName(state));
+	(void) Write(&set_state_stmt, args, NULL);
+}
+
+void
+ProjCatalogSetMode(const char *name, bool is_inline)
+{
+	Datum		args[2];
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = CStringGetTextDatum(is_inline ? "inline" : "async");
+	(void) Write(&set_mode_stmt, args, NULL);
+}
+
+void
+ProjCatalogSetTables(const char *name, Datum tables, bool has_tables)
+{
+	Datum		args[2];
+	char		nulls[2] = {' ', has_tables ? ' ' : 'n'};
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = tables;
+	(void) Write(&set_tables_stmt, args, nulls);
+}
+
+void
+ProjCatalogSetOwner(const char *name, Oid owner)
+{
+	Datum		args[2];
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = ObjectIdGetDatum(owner);
+	(void) Write(&set_owner_stmt, args, NULL);
 }
 
 /*
- * The ordering-key offset of this database, verified once per process and
- * again whenever the key offset relation is invalidated.
+ * Move a model's checkpoint, with the counters of what was applied.
  */
-int64
-ProjKeyOffset(void)
+void
+ProjCatalogSaveProgress(const char *name, ProjTarget target,
+						const ProjProgress *progress)
 {
-	if (!offset_valid)
+	Datum		args[9];
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = Int64GetDatum(progress->frontier.key);
+	args[2] = Int64GetDatum(progress->frontier.pos);
+	if (target == PROJ_TARGET_BUILD)
 	{
-		offset_value = ReadAndVerifyOffset();
-		offset_valid = true;
+		/* (a shadow model starts from nothing: it skips nothing by position) */
+		args[3] = Int64GetDatum(progress->frontier.position);
+		args[4] = Int64GetDatum(progress->applied);
+		args[5] = Int64GetDatum(progress->skipped);
+		(void) Write(&save_build_stmt, args, NULL);
+		return;
 	}
-	return offset_value;
+	args[3] = Int64GetDatum(progress->frontier.skip_position);
+	args[4] = Int64GetDatum(progress->frontier.position);
+	args[5] = Int64GetDatum(progress->applied);
+	args[6] = Int64GetDatum(progress->skipped);
+	args[7] = BoolGetDatum(progress->rebuilding);
+	args[8] = BoolGetDatum(progress->inline_active);
+	(void) Write(&save_live_stmt, args, NULL);
 }
 
 /*
- * The safe key of a snapshot: every event with a smaller ordering key was
- * written by a transaction that had ended when the snapshot was taken.
+ * Record a handler error on the projection's row: with pause, the row goes
+ * to state 'failed'; otherwise only the error columns change.
  */
-int64
-ProjSafeKey(Snapshot snapshot)
+void
+ProjCatalogRecordError(const char *name, const char *message, int sqlerrcode,
+					   int64 position, bool pause)
 {
-	return (int64) ProjFullXid(snapshot->xmin) + ProjKeyOffset();
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = CStringGetTextDatum(message);
+	args[2] = CStringGetTextDatum(unpack_sql_state(sqlerrcode));
+	if (position > 0)
+		args[3] = Int64GetDatum(position);
+	else
+		nulls[3] = 'n';
+	args[4] = BoolGetDatum(pause);
+	(void) Write(&record_error_stmt, args, nulls);
+}
+
+/* Record an event skipped under on_error = skip (by the live or the shadow model). */
+void
+ProjCatalogRecordSkipped(const char *name, ProjTarget target,
+						 const ProjSkippedEvent *event)
+{
+	Datum		args[8];
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = Int64GetDatum(event->position);
+	args[2] = CStringGetTextDatum(event->stream_id);
+	args[3] = Int32GetDatum(event->stream_version);
+	args[4] = CStringGetTextDatum(event->event_type);
+	args[5] = CStringGetTextDatum(event->message);
+	args[6] = CStringGetTextDatum(unpack_sql_state(event->sqlerrcode));
+	args[7] = BoolGetDatum(target == PROJ_TARGET_BUILD);
+	(void) Write(&record_skipped_stmt, args, NULL);
+	if (target == PROJ_TARGET_LIVE)
+		ProjCatalogRecordError(name, event->message, event->sqlerrcode,
+							   event->position, false);
+}
+
+/* A plain rebuild: the checkpoint back to the start, errors forgotten. */
+void
+ProjCatalogResetForRebuild(const char *name)
+{
+	WriteName(&reset_stmt, name);
+	WriteName(&delete_failed_stmt, name);
+}
+
+/* Set the live checkpoint (switching a projection off inline, or on). */
+void
+ProjCatalogSetLiveFrontier(const char *name, const ProjFrontier *frontier,
+						   bool inline_active)
+{
+	Datum		args[6];
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = Int64GetDatum(frontier->key);
+	args[2] = Int64GetDatum(frontier->pos);
+	args[3] = Int64GetDatum(frontier->skip_position);
+	args[4] = Int64GetDatum(frontier->position);
+	args[5] = BoolGetDatum(inline_active);
+	(void) Write(&set_frontier_stmt, args, NULL);
+}
+
+/* An online rebuild starts: its shadow model lives in schema. */
+void
+ProjCatalogStartBuild(const char *name, const char *schema)
+{
+	Datum		args[2];
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = CStringGetTextDatum(schema);
+	(void) Write(&start_build_stmt, args, NULL);
+	WriteName(&delete_build_failed_stmt, name);
+}
+
+void
+ProjCatalogSetBuildAnalyzed(const char *name)
+{
+	WriteName(&set_build_analyzed_stmt, name);
+}
+
+/* An online rebuild ends without an exchange (cancelled or failed). */
+void
+ProjCatalogEndBuild(const char *name)
+{
+	WriteName(&end_build_stmt, name);
+	WriteName(&delete_build_failed_stmt, name);
 }
 
 /*
- * The smallest ordering key the current transaction may give an event.
+ * An online rebuild's model became the live one: its checkpoint, counters
+ * and skipped events are the projection's now.
  */
-int64
-ProjNewKeyBase(void)
+void
+ProjCatalogCompleteBuild(const char *name)
 {
-	FullTransactionId xid = GetTopFullTransactionId();
-
-	return (int64) U64FromFullTransactionId(xid) + ProjKeyOffset();
+	WriteName(&complete_build_stmt, name);
+	WriteName(&delete_live_failed_stmt, name);
+	WriteName(&promote_build_failed_stmt, name);
 }
 
 PG_FUNCTION_INFO_V1(projections_catalog_guard);
@@ -758,7 +753,7 @@ projections_catalog_guard(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "projections_catalog_guard must be called as a trigger");
 	rel = trigdata->tg_relation;
-	if (internal_writes > 0 ||
+	if (ProjInternalWriteInProgress() ||
 		(proj_maintenance && ProjRelationOwnerCheck(RelationGetRelid(rel), GetUserId())))
 		return PointerGetDatum(NULL);
 	ereport(ERROR,

@@ -2,7 +2,7 @@
  *
  * compat.h
  *	  Differences between the PostgreSQL major versions projections builds
- *	  against (13 to 17), kept in one place.
+ *	  against, kept in one place.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,11 +20,21 @@
 	object_ownercheck(RelationRelationId, (relid), (roleid))
 #define ProjProcedureAclCheck(procid, roleid, mode) \
 	object_aclcheck(ProcedureRelationId, (procid), (roleid), (mode))
+#define ProjDatabaseOwnerCheck(dboid, roleid) \
+	object_ownercheck(DatabaseRelationId, (dboid), (roleid))
 #else
 #define ProjRelationOwnerCheck(relid, roleid) \
 	pg_class_ownercheck((relid), (roleid))
 #define ProjProcedureAclCheck(procid, roleid, mode) \
 	pg_proc_aclcheck((procid), (roleid), (mode))
+#define ProjDatabaseOwnerCheck(dboid, roleid) \
+	pg_database_ownercheck((dboid), (roleid))
+#endif
+
+/* the marker of a database being dropped, named in 15.4, 14.9, ... */
+#include "catalog/pg_database.h"
+#ifndef DATCONNLIMIT_INVALID_DB
+#define DATCONNLIMIT_INVALID_DB -2
 #endif
 
 /* MarkGUCPrefixReserved() appeared in 15 */
@@ -58,6 +68,13 @@
 	QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc
 #define PROJ_UTILITY_PASS \
 	pstmt, queryString, context, params, queryEnv, dest, qc
+#endif
+
+/* indnullsnotdistinct appeared in 15 */
+#if PG_VERSION_NUM >= 150000
+#define ProjIndexNullsNotDistinct(form) ((form)->indnullsnotdistinct)
+#else
+#define ProjIndexNullsNotDistinct(form) false
 #endif
 
 #endif							/* PROJECTIONS_COMPAT_H */

@@ -25,14 +25,20 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "settings.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 
 #include "compat.h"
-#include "projections.h"
+#include "events.h"
+#include "inline.h"
+#include "keys.h"
+#include "registry.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(projections_append);
 PG_FUNCTION_INFO_V1(projections_append_many);
@@ -55,11 +61,37 @@ static const char *const event_columns[EV_NCOLUMNS] = {
 	"data", "metadata", "recorded_at", "ordering_key"
 };
 
-/* set by the insert trigger for a row restored with explicit keys */
-bool		proj_trusted_row = false;
+/* attribute numbers (0-based) of those columns, for events_relid */
+static Oid	events_relid = InvalidOid;
+static int	events_col[EV_NCOLUMNS];
 
-/* settable by superusers: allow the owner to UPDATE/DELETE/TRUNCATE events */
-bool		proj_maintenance = false;
+#define INSERT_EVENT_SQL \
+	"INSERT INTO projections.events (stream_id, stream_version, event_type," \
+	" data, metadata) VALUES ($1, $2, $3, $4, $5) RETURNING global_position"
+
+static ProjStatement insert_event_stmt = {
+	INSERT_EVENT_SQL, 5, {TEXTOID, INT4OID, TEXTOID, JSONBOID, JSONBOID}
+};
+
+/* the stream's next version, and the key its events may not go below */
+static ProjStatement advance_stream_stmt = {
+	"INSERT INTO projections.streams AS s (stream_id, version, last_key)"
+	" VALUES ($1, 1, $2)"
+	" ON CONFLICT (stream_id) DO UPDATE SET version = s.version + 1,"
+	" last_key = greatest(s.last_key, excluded.last_key)"
+	" RETURNING s.version, s.last_key",
+	2, {TEXTOID, INT8OID}
+};
+
+/* a restored event's stream follows it */
+static ProjStatement restore_stream_stmt = {
+	"INSERT INTO projections.streams AS s (stream_id, version, last_key)"
+	" VALUES ($1, $2, $3)"
+	" ON CONFLICT (stream_id) DO UPDATE SET"
+	" version = greatest(s.version, excluded.version),"
+	" last_key = greatest(s.last_key, excluded.last_key)",
+	3, {TEXTOID, INT4OID, INT8OID}
+};
 
 /*
  * Check the expected version against the stream's head.  A mismatch is a
@@ -157,29 +189,31 @@ CheckExpectedArg(FunctionCallInfo fcinfo, int argno)
 /*
  * Re-throw the current error without the context line SPI adds for our
  * internal INSERT: an error from an inline handler (or a constraint) reads
- * as an error of append(), with the handler's own context.
+ * as an error of append(), with the handler's own context.  The line is
+ * compared in the server's message language, as SPI wrote it.
  */
 static void
 RethrowWithoutInsertContext(MemoryContext cxt)
 {
-	static const char spi_line[] = "SQL statement \"INSERT INTO projections.events";
 	ErrorData  *edata;
+	char	   *line;
 
 	MemoryContextSwitchTo(cxt);
 	edata = CopyErrorData();
 	FlushErrorState();
+	line = psprintf(dgettext(PG_TEXTDOMAIN("postgres"), "SQL statement \"%s\""),
+					INSERT_EVENT_SQL);
 	if (edata->context != NULL)
 	{
-		char	   *last = strrchr(edata->context, '\n');
-		char	   *line = last ? last + 1 : edata->context;
+		size_t		len = strlen(edata->context);
+		size_t		linelen = strlen(line);
 
-		if (strncmp(line, spi_line, sizeof(spi_line) - 1) == 0)
-		{
-			if (last)
-				*last = '\0';
-			else
-				edata->context = NULL;
-		}
+		if (len == linelen && strcmp(edata->context, line) == 0)
+			edata->context = NULL;
+		else if (len > linelen &&
+				 strcmp(edata->context + len - linelen, line) == 0 &&
+				 edata->context[len - linelen - 1] == '\n')
+			edata->context[len - linelen - 1] = '\0';
 	}
 	ReThrowError(edata);
 }
@@ -210,7 +244,7 @@ InsertEvent(text *stream_id, int32 expected, text *event_type, Jsonb *data,
 
 	PG_TRY();
 	{
-		ProjExecute(PLAN_INSERT_EVENT, values, nulls, false, 0);
+		ProjRun(&insert_event_stmt, values, nulls, false, 0);
 	}
 	PG_CATCH();
 	{
@@ -288,6 +322,7 @@ projections_append_many(PG_FUNCTION_ARGS)
 	Jsonb	  **datas;
 	Jsonb	  **metas;
 	Datum	   *positions;
+	void	   *call;
 	int			i;
 
 	CheckText("stream_id", stream_id);
@@ -337,91 +372,130 @@ projections_append_many(PG_FUNCTION_ARGS)
 
 	(void) ProjExtGet(false);
 
-	/* the first insert checks the expected version and locks the stream */
+	/*
+	 * The first insert checks the expected version and locks the stream.
+	 * Inline batch handlers get the call's events at once, at the end.
+	 */
 	positions = palloc(sizeof(Datum) * count);
-	SPI_connect();
-	for (i = 0; i < count; i++)
-		positions[i] = Int64GetDatum(InsertEvent(stream_id, i == 0 ? expected : -1,
-												 types[i], datas[i], metas[i]));
-	SPI_finish();
+	call = ProjInlineBeginCall();
+	PG_TRY();
+	{
+		SPI_connect();
+		for (i = 0; i < count; i++)
+			positions[i] = Int64GetDatum(InsertEvent(stream_id, i == 0 ? expected : -1,
+													 types[i], datas[i], metas[i]));
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		ProjInlineEndCall(call, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	ProjInlineEndCall(call, true);
 
 	PG_RETURN_ARRAYTYPE_P(construct_array(positions, count, INT8OID, 8,
 										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 /*
- * Attribute numbers of the events columns in this relation's descriptor.
+ * The attribute numbers of the events columns, looked up once per process
+ * (and again when the events relation changes).
  */
-static void
-EventColumns(TupleDesc desc, int *attnums)
+static const int *
+EventColumns(Relation rel)
 {
+	TupleDesc	desc = RelationGetDescr(rel);
 	int			i;
 
+	if (RelationGetRelid(rel) == events_relid)
+		return events_col;
 	for (i = 0; i < EV_NCOLUMNS; i++)
 	{
-		attnums[i] = SPI_fnumber(desc, event_columns[i]);
-		if (attnums[i] <= 0)
+		int			attnum = SPI_fnumber(desc, event_columns[i]);
+
+		if (attnum <= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("projections.events has no column \"%s\"",
 							event_columns[i])));
-		attnums[i]--;
+		events_col[i] = attnum - 1;
 	}
+	events_relid = RelationGetRelid(rel);
+	return events_col;
+}
+
+/* Relcache callback: look the columns up again when the relation changes. */
+static void
+InvalidateEventColumns(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == events_relid)
+		events_relid = InvalidOid;
+}
+
+/* One column of the row being inserted, or NULL. */
+static Datum
+Column(HeapTuple tuple, TupleDesc desc, const int *col, int which, bool *isnull)
+{
+	return heap_getattr(tuple, col[which] + 1, desc, isnull);
 }
 
 /*
  * A row that carries its own global_position and ordering_key: only the
  * table's owner may insert one, which is what pg_restore does when it
  * reloads a dump.  The row is kept as it is; if its key is ahead of this
- * cluster's transaction ids, the key offset is checked again by every
- * process after this transaction commits.
+ * cluster's transaction ids, the restoring transaction moves the key offset
+ * forward before it commits (keys.c).
  */
 static void
-AcceptRestoredRow(Relation rel, Datum *values, bool *nulls, int *col)
+AcceptRestoredRow(Relation rel, HeapTuple tuple, const int *col)
 {
-	const ProjExtInfo *ext = ProjExtGet(false);
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum		values[EV_NCOLUMNS];
+	bool		isnull;
 	int			i;
 
 	if (!ProjRelationOwnerCheck(RelationGetRelid(rel), GetUserId()))
+	{
+		(void) Column(tuple, desc, col, EV_GLOBAL_POSITION, &isnull);
 		ereport(ERROR,
 				(errcode(ERRCODE_GENERATED_ALWAYS),
 				 errmsg("cannot insert a non-default value into column \"%s\"",
-						nulls[col[EV_GLOBAL_POSITION]] ?
-						"ordering_key" : "global_position"),
+						isnull ? "ordering_key" : "global_position"),
 				 errdetail("Columns \"global_position\" and \"ordering_key\" are "
 						   "assigned by projections."),
 				 errhint("Use projections.append(), or leave both columns out "
 						 "of the INSERT.")));
+	}
 
 	for (i = 0; i < EV_NCOLUMNS; i++)
-		if (nulls[col[i]])
+	{
+		values[i] = Column(tuple, desc, col, i, &isnull);
+		if (isnull)
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
 					 errmsg("a restored event needs a value for column \"%s\"",
 							event_columns[i]),
 					 errdetail("A row that gives global_position or ordering_key "
 							   "is taken as restored and must give every column.")));
+	}
 
-	CheckObject("data", DatumGetJsonbP(values[col[EV_DATA]]));
-	CheckObject("metadata", DatumGetJsonbP(values[col[EV_METADATA]]));
-
-	if (DatumGetInt64(values[col[EV_ORDERING_KEY]]) >=
-		(int64) U64FromFullTransactionId(ReadNextFullTransactionId()) +
-		ProjKeyOffset())
-		CacheInvalidateRelcacheByRelid(ext->offset_relid);
+	CheckObject("data", DatumGetJsonbP(values[EV_DATA]));
+	CheckObject("metadata", DatumGetJsonbP(values[EV_METADATA]));
+	ProjKeyRestored(DatumGetInt64(values[EV_ORDERING_KEY]));
 
 	/* the stream's row follows the restored events */
 	{
 		Datum		args[3];
 
-		args[0] = values[col[EV_STREAM_ID]];
-		args[1] = values[col[EV_STREAM_VERSION]];
-		args[2] = values[col[EV_ORDERING_KEY]];
+		args[0] = values[EV_STREAM_ID];
+		args[1] = values[EV_STREAM_VERSION];
+		args[2] = values[EV_ORDERING_KEY];
 		SPI_connect();
-		ProjExecute(PLAN_RESTORE_STREAM, args, NULL, false, 0);
+		ProjRun(&restore_stream_stmt, args, NULL, false, 0);
 		SPI_finish();
 	}
-	proj_trusted_row = true;
+	ProjInlineSkipRow(true);
 }
 
 /*
@@ -436,12 +510,26 @@ projections_events_before_insert(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Relation	rel;
 	TupleDesc	desc;
-	Datum		values[MaxTupleAttributeNumber];
-	bool		nulls[MaxTupleAttributeNumber];
-	int			col[EV_NCOLUMNS];
+	HeapTuple	tuple;
+	const int  *col;
+	Datum		stream_id;
+	Datum		given_version;
+	bool		stream_null;
+	bool		type_null;
+	bool		data_null;
+	bool		meta_null;
+	bool		version_null;
+	bool		position_null;
+	bool		key_null;
+	bool		isnull;
+	Datum		type;
+	Datum		data;
+	Datum		meta;
 	int32		version;
 	int64		key;
-	HeapTuple	result;
+	int			repl_cols[3];
+	Datum		repl_values[3];
+	bool		repl_nulls[3] = {false, false, false};
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
@@ -451,27 +539,29 @@ projections_events_before_insert(PG_FUNCTION_ARGS)
 
 	rel = trigdata->tg_relation;
 	desc = RelationGetDescr(rel);
-	EventColumns(desc, col);
-	heap_deform_tuple(trigdata->tg_trigtuple, desc, values, nulls);
-	proj_trusted_row = false;
+	tuple = trigdata->tg_trigtuple;
+	col = EventColumns(rel);
+	ProjInlineSkipRow(false);
 
-	if (!nulls[col[EV_GLOBAL_POSITION]] || !nulls[col[EV_ORDERING_KEY]])
+	(void) Column(tuple, desc, col, EV_GLOBAL_POSITION, &position_null);
+	(void) Column(tuple, desc, col, EV_ORDERING_KEY, &key_null);
+	if (!position_null || !key_null)
 	{
-		AcceptRestoredRow(rel, values, nulls, col);
+		AcceptRestoredRow(rel, tuple, col);
 		ProjNoteAppend();
-		return PointerGetDatum(trigdata->tg_trigtuple);
+		return PointerGetDatum(tuple);
 	}
 
-	CheckEvent(nulls[col[EV_STREAM_ID]] ? NULL :
-			   DatumGetTextPP(values[col[EV_STREAM_ID]]),
-			   nulls[col[EV_EVENT_TYPE]] ? NULL :
-			   DatumGetTextPP(values[col[EV_EVENT_TYPE]]),
-			   nulls[col[EV_DATA]] ? NULL :
-			   DatumGetJsonbP(values[col[EV_DATA]]),
-			   nulls[col[EV_METADATA]] ? NULL :
-			   DatumGetJsonbP(values[col[EV_METADATA]]));
-	if (!nulls[col[EV_STREAM_VERSION]] &&
-		DatumGetInt32(values[col[EV_STREAM_VERSION]]) < 1)
+	stream_id = Column(tuple, desc, col, EV_STREAM_ID, &stream_null);
+	type = Column(tuple, desc, col, EV_EVENT_TYPE, &type_null);
+	data = Column(tuple, desc, col, EV_DATA, &data_null);
+	meta = Column(tuple, desc, col, EV_METADATA, &meta_null);
+	CheckEvent(stream_null ? NULL : DatumGetTextPP(stream_id),
+			   type_null ? NULL : DatumGetTextPP(type),
+			   data_null ? NULL : DatumGetJsonbP(data),
+			   meta_null ? NULL : DatumGetJsonbP(meta));
+	given_version = Column(tuple, desc, col, EV_STREAM_VERSION, &version_null);
+	if (!version_null && DatumGetInt32(given_version) < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("stream_version must be at least 1"),
@@ -481,34 +571,31 @@ projections_events_before_insert(PG_FUNCTION_ARGS)
 	/* advance the stream: next version, and its key */
 	{
 		Datum		args[2];
-		bool		isnull;
 
-		args[0] = values[col[EV_STREAM_ID]];
+		args[0] = stream_id;
 		args[1] = Int64GetDatum(ProjNewKeyBase());
 		SPI_connect();
-		ProjExecute(PLAN_ADVANCE_STREAM, args, NULL, false, 1);
+		ProjRun(&advance_stream_stmt, args, NULL, false, 1);
 		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull));
 		key = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 2, &isnull));
 		SPI_finish();
 	}
-	if (!nulls[col[EV_STREAM_VERSION]])
-		CheckExpectedVersion(TextDatumGetCString(values[col[EV_STREAM_ID]]),
-							 DatumGetInt32(values[col[EV_STREAM_VERSION]]) - 1,
-							 version - 1);
+	if (!version_null)
+		CheckExpectedVersion(TextDatumGetCString(stream_id),
+							 DatumGetInt32(given_version) - 1, version - 1);
 
-	values[col[EV_STREAM_VERSION]] = Int32GetDatum(version);
-	nulls[col[EV_STREAM_VERSION]] = false;
-	values[col[EV_ORDERING_KEY]] = Int64GetDatum(key);
-	nulls[col[EV_ORDERING_KEY]] = false;
-	values[col[EV_GLOBAL_POSITION]] =
-		Int64GetDatum(nextval_internal(ProjExtGet(false)->sequence_relid, false));
-	nulls[col[EV_GLOBAL_POSITION]] = false;
-
-	result = heap_form_tuple(desc, values, nulls);
+	repl_cols[0] = col[EV_STREAM_VERSION] + 1;
+	repl_values[0] = Int32GetDatum(version);
+	repl_cols[1] = col[EV_ORDERING_KEY] + 1;
+	repl_values[1] = Int64GetDatum(key);
+	repl_cols[2] = col[EV_GLOBAL_POSITION] + 1;
+	repl_values[2] = Int64GetDatum(nextval_internal(ProjExtGet(false)->sequence_relid,
+													false));
 	ProjNoteAppend();
-	return PointerGetDatum(result);
+	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 3, repl_cols,
+													 repl_values, repl_nulls));
 }
 
 /*
@@ -544,4 +631,10 @@ projections_events_refuse_change(PG_FUNCTION_ARGS)
 			 errhint("Append a compensating event instead.  For maintenance, the "
 					 "table's owner can SET projections.maintenance = on.")));
 	return PointerGetDatum(NULL);
+}
+
+void
+ProjEventsInit(void)
+{
+	CacheRegisterRelcacheCallback(InvalidateEventColumns, (Datum) 0);
 }

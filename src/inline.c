@@ -2,37 +2,54 @@
  *
  * inline.c
  *	  Inline projections: handlers that run inside the appending
- *	  transaction, from an AFTER INSERT trigger on projections.events.
+ *	  transaction, from an AFTER INSERT trigger on projections.events; and
+ *	  switching a projection to and from inline.
  *
  * The trigger's WHEN clause calls projections._inline_wanted(event_type),
  * so an append is only queued for the trigger when an active inline
  * projection takes its event type: with no inline projections, appends pay
  * for one cached look-up and nothing else.
  *
+ * A per-event handler is called from the trigger.  A batch handler is
+ * called once per appending call: append_many() collects its events (see
+ * ProjInlineBeginCall) and calls it once with all of them when its inserts
+ * are done; an append() or a plain INSERT calls it with one event.
+ *
  * The list of active inline projections is cached per process.  It is read
- * with a snapshot that sees every committed change, and forgotten on any
- * invalidation of the events relation: switching a projection to or from
- * inline holds a lock that excludes appends and invalidates the events
- * relation at commit, so an appender that gets its lock afterwards always
- * sees the new list.
+ * with a snapshot that sees every committed change, and forgotten when the
+ * catalog relation is invalidated: switching a projection to or from inline
+ * holds a lock that excludes appends and invalidates the catalog relation
+ * at commit, so an appender that gets its lock on projections.events
+ * afterwards (which processes invalidations) always sees the new list.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "utils/acl.h"
+#include "settings.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
-#include "compat.h"
-#include "projections.h"
+#include "catalog.h"
+#include "handler.h"
+#include "inline.h"
+#include "keys.h"
+#include "registry.h"
 
 PG_FUNCTION_INFO_V1(projections_inline_wanted);
 PG_FUNCTION_INFO_V1(projections_events_apply_inline);
@@ -40,6 +57,7 @@ PG_FUNCTION_INFO_V1(projections_events_apply_inline);
 typedef struct InlineProjection
 {
 	char	   *name;
+	bool		batch;
 	ProjCall	call;
 	int			ntypes;			/* -1: every type */
 	char	  **types;
@@ -52,20 +70,30 @@ typedef struct InlineList
 	InlineProjection *items;
 } InlineList;
 
+/* the events an appending call collected for one batch handler */
+typedef struct PendingBatch
+{
+	InlineProjection *projection;
+	List	   *events;			/* Datums of projections.events rows */
+} PendingBatch;
+
+/* an appending call in progress (append_many), innermost first */
+typedef struct InlineCall
+{
+	struct InlineCall *outer;
+	MemoryContext cxt;
+	List	   *pending;		/* PendingBatch, in the order first seen */
+} InlineCall;
+
 static InlineList *inline_list = NULL;
 static bool inline_valid = false;
 static int	inline_in_use = 0;
 static List *inline_retired = NIL;
+static InlineCall *current_call = NULL;
 
-/*
- * Forget the cached list (invalidation callback).  A list still in use by
- * a trigger running further up the stack is freed once that one is done.
- */
-void
-ProjInlineInvalidate(void)
-{
-	inline_valid = false;
-}
+static ProjStatement max_position_stmt = {
+	"SELECT max(e.global_position) FROM projections.events e", 0
+};
 
 static void
 RetireList(InlineList *list)
@@ -97,7 +125,8 @@ FreeRetired(void)
 }
 
 /*
- * Read the active inline projections of this database.
+ * Read the active inline projections of this database, and look up their
+ * handlers: an inline handler that cannot be called fails the append.
  */
 static InlineList *
 BuildList(void)
@@ -105,72 +134,55 @@ BuildList(void)
 	MemoryContext cxt;
 	MemoryContext old;
 	InlineList *list;
-	uint64		i;
+	List	   *defs;
+	ListCell   *lc;
+	int			i = 0;
 
 	cxt = AllocSetContextCreate(CacheMemoryContext, "projections inline list",
 								ALLOCSET_SMALL_SIZES);
 	PG_TRY();
 	{
-		SPI_connect();
-		ProjExecute(PLAN_LIST_INLINE, NULL, NULL, true, 0);
-
 		old = MemoryContextSwitchTo(cxt);
+		defs = ProjCatalogListInline();
 		list = palloc0(sizeof(InlineList));
 		list->cxt = cxt;
-		list->count = (int) SPI_processed;
+		list->count = list_length(defs);
 		list->items = palloc0(sizeof(InlineProjection) * Max(list->count, 1));
-		for (i = 0; i < SPI_processed; i++)
+		foreach(lc, defs)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			InlineProjection *p = &list->items[i];
-			bool		isnull;
-			bool		types_null;
-			char	   *handler;
+			ProjectionDef *def = (ProjectionDef *) lfirst(lc);
+			InlineProjection *p = &list->items[i++];
+			ProjCallProblem problem;
 			Oid			func;
-			Oid			owner;
-			Datum		types;
 
-			p->name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-			handler = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-			types = SPI_getbinval(tup, desc, 3, &types_null);
-			owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
-
-			func = ProjResolveFunction(handler);
-			if (!OidIsValid(func))
+			if (!ProjCheckCallable(def->name, "handler", def->handler, def->owner,
+								   &func, &problem))
 				ereport(ERROR,
-						(errcode(ERRCODE_UNDEFINED_FUNCTION),
-						 errmsg("handler function %s of inline projection \"%s\" does not exist",
-								handler, p->name),
-						 errhint("Unregister the projection or switch it to async.")));
-			if (ProjProcedureAclCheck(func, owner, ACL_EXECUTE) != ACLCHECK_OK)
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("role \"%s\" may not execute handler function %s of inline projection \"%s\"",
-								GetUserNameFromId(owner, false), handler, p->name)));
-			ProjCallPrepare(&p->call, func, owner,
-							TextDatumGetCString(SPI_getbinval(tup, desc, 5, &isnull)),
-							p->name, cxt);
-			if (types_null)
+						(errcode(problem.sqlerrcode),
+						 errmsg_internal("%s", problem.message),
+						 errhint("Fix it, or pause the projection or switch it to async.")));
+			p->name = def->name;
+			p->batch = def->batch;
+			ProjCallPrepare(&p->call, func, def->owner, def->search_path, NULL,
+							def->name, cxt);
+			if (!def->has_filter)
 				p->ntypes = -1;
 			else
 			{
 				Datum	   *elems;
-				bool	   *elem_nulls;
+				bool	   *nulls;
 				int			n;
 				int			j;
 
-				deconstruct_array(DatumGetArrayTypeP(types), TEXTOID, -1, false, TYPALIGN_INT,
-								  &elems, &elem_nulls, &n);
-				p->ntypes = 0;
+				deconstruct_array(DatumGetArrayTypeP(def->event_types), TEXTOID,
+								  -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 				p->types = palloc(sizeof(char *) * Max(n, 1));
 				for (j = 0; j < n; j++)
-					if (!elem_nulls[j])
+					if (!nulls[j])
 						p->types[p->ntypes++] = TextDatumGetCString(elems[j]);
 			}
 		}
 		MemoryContextSwitchTo(old);
-		SPI_finish();
 	}
 	PG_CATCH();
 	{
@@ -209,6 +221,18 @@ Wants(const InlineProjection *p, const char *type)
 }
 
 /*
+ * The projections.events row being inserted carries its own keys (a
+ * restore): it was applied where it came from.  Set by the BEFORE trigger.
+ */
+static bool restored_row = false;
+
+void
+ProjInlineSkipRow(bool restored)
+{
+	restored_row = restored;
+}
+
+/*
  * projections._inline_wanted(event_type): the WHEN clause of the inline
  * trigger.  False for restored rows (they were applied where they came
  * from) and for types no active inline projection takes.
@@ -220,7 +244,7 @@ projections_inline_wanted(PG_FUNCTION_ARGS)
 	char	   *type;
 	int			i;
 
-	if (proj_trusted_row || PG_ARGISNULL(0))
+	if (restored_row || PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
 	list = GetList();
 	if (list->count == 0)
@@ -237,6 +261,7 @@ typedef struct InlineErrorContext
 	const char *projection;
 	HeapTuple	tuple;
 	TupleDesc	desc;
+	int			count;			/* events of a batch call, or 0 */
 } InlineErrorContext;
 
 /* an event column as text, for the error context (read only on error) */
@@ -253,11 +278,67 @@ InlineErrorCallback(void *arg)
 {
 	InlineErrorContext *c = (InlineErrorContext *) arg;
 
-	errcontext("inline projection \"%s\" applying event %s"
-			   " (stream \"%s\" version %s, type %s)",
-			   c->projection, EventField(c, "global_position"),
-			   EventField(c, "stream_id"), EventField(c, "stream_version"),
-			   EventField(c, "event_type"));
+	if (c->projection == NULL)
+		return;
+	if (c->count > 0)
+		errcontext("inline projection \"%s\" applying a batch of %d events",
+				   c->projection, c->count);
+	else
+		errcontext("inline projection \"%s\" applying event %s"
+				   " (stream \"%s\" version %s, type %s)",
+				   c->projection, EventField(c, "global_position"),
+				   EventField(c, "stream_id"), EventField(c, "stream_version"),
+				   EventField(c, "event_type"));
+}
+
+/* Call a batch handler with the given events. */
+static void
+CallBatch(InlineProjection *p, List *events, InlineErrorContext *ectx)
+{
+	const ProjExtInfo *ext = ProjExtGet(false);
+	Datum	   *elems = palloc(sizeof(Datum) * list_length(events));
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, events)
+		elems[n++] = PointerGetDatum(lfirst(lc));
+	get_typlenbyvalalign(ext->events_type, &typlen, &typbyval, &typalign);
+	ectx->projection = p->name;
+	ectx->count = n;
+	ProjCallHandler(&p->call,
+					PointerGetDatum(construct_array(elems, n, ext->events_type,
+													typlen, typbyval, typalign)));
+	ectx->projection = NULL;
+	ectx->count = 0;
+	CommandCounterIncrement();
+}
+
+/* Keep an event for a batch handler, for the end of the appending call. */
+static void
+Collect(InlineCall *call, InlineProjection *p, Datum event)
+{
+	MemoryContext old = MemoryContextSwitchTo(call->cxt);
+	PendingBatch *batch = NULL;
+	ListCell   *lc;
+
+	foreach(lc, call->pending)
+	{
+		PendingBatch *b = (PendingBatch *) lfirst(lc);
+
+		if (b->projection == p)
+			batch = b;
+	}
+	if (batch == NULL)
+	{
+		batch = palloc0(sizeof(PendingBatch));
+		batch->projection = p;
+		call->pending = lappend(call->pending, batch);
+	}
+	batch->events = lappend(batch->events, DatumGetPointer(event));
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -286,10 +367,9 @@ projections_events_apply_inline(PG_FUNCTION_ARGS)
 
 	tuple = trigdata->tg_trigtuple;
 	desc = RelationGetDescr(trigdata->tg_relation);
-	event = heap_copy_tuple_as_datum(tuple, desc);
 	type = TextDatumGetCString(heap_getattr(tuple, SPI_fnumber(desc, "event_type"),
 											desc, &isnull));
-	ectx.projection = NULL;
+	memset(&ectx, 0, sizeof(ectx));
 	ectx.tuple = tuple;
 	ectx.desc = desc;
 
@@ -299,6 +379,7 @@ projections_events_apply_inline(PG_FUNCTION_ARGS)
 	{
 		int			i;
 
+		event = (Datum) 0;
 		callback.callback = InlineErrorCallback;
 		callback.arg = &ectx;
 		callback.previous = error_context_stack;
@@ -309,10 +390,25 @@ projections_events_apply_inline(PG_FUNCTION_ARGS)
 
 			if (!Wants(p, type))
 				continue;
+			if (p->batch && current_call != NULL)
+			{
+				MemoryContext old = MemoryContextSwitchTo(current_call->cxt);
+				Datum		copy = heap_copy_tuple_as_datum(tuple, desc);
+
+				MemoryContextSwitchTo(old);
+				Collect(current_call, p, copy);
+				continue;
+			}
+			if (event == (Datum) 0)
+				event = heap_copy_tuple_as_datum(tuple, desc);
+			if (p->batch)
+			{
+				CallBatch(p, list_make1(DatumGetPointer(event)), &ectx);
+				continue;
+			}
 			ectx.projection = p->name;
-			ProjCallEnter(&p->call);
-			ProjCallEvent(&p->call, event);
-			ProjCallLeave(&p->call);
+			ProjCallHandler(&p->call, event);
+			ectx.projection = NULL;
 			CommandCounterIncrement();
 		}
 		error_context_stack = callback.previous;
@@ -325,4 +421,167 @@ projections_events_apply_inline(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * An appending call that inserts several events (append_many) begins: the
+ * events its inserts give batch handlers are kept until it ends.  The list
+ * they refer to stays alive until then.
+ */
+void *
+ProjInlineBeginCall(void)
+{
+	InlineCall *call = palloc0(sizeof(InlineCall));
+
+	call->cxt = CurrentMemoryContext;
+	call->outer = current_call;
+	current_call = call;
+	inline_in_use++;
+	return call;
+}
+
+/* Call each batch handler of an appending call once with its events. */
+static void
+FlushCall(InlineCall *call)
+{
+	InlineErrorContext ectx;
+	ErrorContextCallback callback;
+	ListCell   *lc;
+
+	memset(&ectx, 0, sizeof(ectx));
+	callback.callback = InlineErrorCallback;
+	callback.arg = &ectx;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+	foreach(lc, call->pending)
+	{
+		PendingBatch *b = (PendingBatch *) lfirst(lc);
+
+		CallBatch(b->projection, b->events, &ectx);
+	}
+	error_context_stack = callback.previous;
+}
+
+/*
+ * The appending call ends: with flush (its inserts succeeded), call each
+ * batch handler once with its events.  Called on every path (also errors,
+ * without flush).
+ */
+void
+ProjInlineEndCall(void *arg, bool flush)
+{
+	InlineCall *call = (InlineCall *) arg;
+
+	current_call = call->outer;
+	PG_TRY();
+	{
+		if (flush)
+			FlushCall(call);
+	}
+	PG_CATCH();
+	{
+		inline_in_use--;
+		FreeRetired();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	inline_in_use--;
+	FreeRetired();
+}
+
+/*
+ * Lock the events table against appends, to switch a projection between
+ * inline and async, waiting at most projections.inline_switch_timeout: a
+ * long wait would queue every appender behind the switch.  Returns false on
+ * timeout, or raises a clear error when raise is set (the SQL API; the
+ * worker tries again later).
+ */
+bool
+ProjInlineLockForSwitch(const char *name, bool raise)
+{
+	if (ProjLockTimeout(ProjExtGet(false)->events_relid, ShareRowExclusiveLock,
+						proj_inline_switch_timeout_ms))
+		return true;
+	if (raise)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not switch projection \"%s\" between async and inline", name),
+				 errdetail("Appends to projections.events did not pause within "
+						   "projections.inline_switch_timeout (%d ms): a transaction "
+						   "that appended events is still open.",
+						   proj_inline_switch_timeout_ms),
+				 errhint("Try again when it has ended, or raise projections.inline_switch_timeout.")));
+	return false;
+}
+
+/*
+ * Switch an inline projection off: lock out appends, then set the
+ * checkpoint so that the async path starts exactly after what inline
+ * applied.  Every event committed so far has a position at or below the
+ * current maximum and was applied; every event committed later has a key
+ * at or above the current safe key.  So the frontier is "everything below
+ * the safe key" plus "nothing at or below this position".
+ */
+void
+ProjInlineDeactivate(ProjectionDef *def)
+{
+	ProjFrontier f;
+	bool		isnull;
+	int64		max_position = 0;
+
+	(void) ProjInlineLockForSwitch(def->name, true);
+	SPI_connect();
+	ProjRun(&max_position_stmt, NULL, NULL, true, 1);
+	if (SPI_processed > 0)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			max_position = DatumGetInt64(d);
+	}
+	SPI_finish();
+	f.key = ProjSafeKey(GetLatestSnapshot()) - 1;
+	f.pos = PG_INT64_MAX;
+	f.skip_position = max_position;
+	f.position = Max(max_position, def->live.position);
+	ProjCatalogSetLiveFrontier(def->name, &f, false);
+	def->inline_active = false;
+	def->live = f;
+	ProjInlineChanged();
+}
+
+/*
+ * The set of active inline projections changed: every process reads it
+ * again after this transaction commits.
+ */
+void
+ProjInlineChanged(void)
+{
+	CacheInvalidateRelcacheByRelid(ProjExtGet(false)->catalog_relid);
+}
+
+/* Relcache callback: forget the list when the catalog relation changes. */
+static void
+InvalidateList(Datum arg, Oid relid)
+{
+	const ProjExtInfo *ext = ProjExtPeek();
+
+	if (!OidIsValid(relid) || ext == NULL || relid == ext->catalog_relid)
+		inline_valid = false;
+}
+
+/* A function or schema changed: the handlers are looked up again. */
+static void
+InvalidateHandlers(Datum arg, int cacheid, uint32 hashvalue)
+{
+	inline_valid = false;
+}
+
+void
+ProjInlineInit(void)
+{
+	CacheRegisterRelcacheCallback(InvalidateList, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, InvalidateHandlers, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, InvalidateHandlers, (Datum) 0);
 }

@@ -15,9 +15,12 @@
  * Workers are dynamic and never restarted by the postmaster: the launcher
  * restarts one that stopped unexpectedly, with exponential back-off, and
  * leaves alone one that stopped because its extension or its database is
- * gone, because projections.enabled is off, or because a database-level
- * command asked it to (see utility.c).  Template databases and databases
- * that refuse connections are never connected to.
+ * gone, because projections.enabled is off, because the extension waits
+ * for ALTER EXTENSION UPDATE, or because a database-level command asked it
+ * to (see utility.c).  Template databases and databases that refuse
+ * connections are never connected to.  The launcher starts each database's
+ * first worker; when projections.workers_per_database allows more, that
+ * worker starts the others (worker.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -33,6 +36,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "settings.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -43,11 +47,12 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
-#include "projections.h"
+#include "launcher.h"
+#include "shmem.h"
 
 #define RESCAN_INTERVAL_MS	10000
-#define MAX_BACKOFF_MS		60000
 #define NO_SLOT_RETRY_MS	5000
+#define HEALTHY_RUN_MS		60000	/* a worker that ran this long was fine */
 
 typedef enum LauncherDbStatus
 {
@@ -64,22 +69,13 @@ typedef struct LauncherDb
 	int			slot;			/* index in shared slots, or -1 */
 	BackgroundWorkerHandle *handle;
 	TimestampTz next_start;
+	TimestampTz started;		/* when the running worker was started */
 	int			failures;
 	bool		seen;			/* present in the last scan */
 	bool		warned;			/* logged that no slot was free */
 } LauncherDb;
 
 static HTAB *launcher_dbs = NULL;
-
-static void
-LauncherDetach(int code, Datum arg)
-{
-	if (ProjSharedState != NULL)
-	{
-		ProjSharedState->launcher_latch = NULL;
-		ProjSharedState->launcher_pid = 0;
-	}
-}
 
 /*
  * Register the launcher; called from _PG_init under shared_preload_libraries.
@@ -100,34 +96,12 @@ ProjRegisterLauncher(void)
 	RegisterBackgroundWorker(&bgw);
 }
 
-static int
-AllocateSlot(Oid dboid)
-{
-	int			i;
-
-	for (i = 0; i < ProjSharedState->nslots; i++)
-	{
-		ProjDbSlot *slot = &ProjSharedState->slots[i];
-
-		if (!OidIsValid(slot->dboid))
-		{
-			slot->pid = 0;
-			slot->latch = NULL;
-			slot->state = PROJ_WORKER_NONE;
-			pg_atomic_write_u32(&slot->suspend, 0);
-			slot->dboid = dboid;
-			return i;
-		}
-	}
-	return -1;
-}
-
 static void
 ReleaseSlot(LauncherDb *db)
 {
 	if (db->slot >= 0)
 	{
-		ProjSharedState->slots[db->slot].dboid = InvalidOid;
+		ProjSlotRelease(db->slot);
 		db->slot = -1;
 	}
 }
@@ -158,7 +132,8 @@ ScanDatabases(void)
 		Form_pg_database form = (Form_pg_database) GETSTRUCT(tup);
 		bool		found;
 
-		if (!form->datallowconn || form->datistemplate || form->datconnlimit == -2)
+		if (!form->datallowconn || form->datistemplate ||
+			form->datconnlimit == DATCONNLIMIT_INVALID_DB)
 			continue;
 		db = hash_search(launcher_dbs, &form->oid, HASH_ENTER, &found);
 		if (!found)
@@ -184,6 +159,8 @@ ScanDatabases(void)
 		ReleaseSlot(db);
 		hash_search(launcher_dbs, &db->dboid, HASH_REMOVE, NULL);
 	}
+	elog(DEBUG1, "projections launcher: scanned pg_database, %ld databases known",
+		 hash_get_num_entries(launcher_dbs));
 }
 
 /*
@@ -192,20 +169,14 @@ ScanDatabases(void)
 static void
 TakeRequests(void)
 {
-	Oid			requests[PROJ_MAX_REQUESTS];
+	Oid			requests[32];
 	int			n;
 	bool		all;
 	int			i;
 	HASH_SEQ_STATUS seq;
 	LauncherDb *db;
 
-	SpinLockAcquire(&ProjSharedState->mutex);
-	n = ProjSharedState->nrequests;
-	all = ProjSharedState->request_all;
-	memcpy(requests, ProjSharedState->requests, sizeof(Oid) * n);
-	ProjSharedState->nrequests = 0;
-	ProjSharedState->request_all = false;
-	SpinLockRelease(&ProjSharedState->mutex);
+	n = ProjTakeRequests(requests, lengthof(requests), &all);
 
 	for (i = 0; i < n; i++)
 	{
@@ -229,10 +200,10 @@ static void
 StartWorker(LauncherDb *db, TimestampTz now)
 {
 	BackgroundWorker bgw;
-	ProjDbSlot *slot;
+	int			index = 0;
 
 	if (db->slot < 0)
-		db->slot = AllocateSlot(db->dboid);
+		db->slot = ProjSlotAllocate(db->dboid);
 	if (db->slot < 0)
 	{
 		if (!db->warned)
@@ -246,8 +217,6 @@ StartWorker(LauncherDb *db, TimestampTz now)
 		db->next_start = TimestampTzPlusMilliseconds(now, NO_SLOT_RETRY_MS);
 		return;
 	}
-	slot = &ProjSharedState->slots[db->slot];
-
 	memset(&bgw, 0, sizeof(bgw));
 	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
@@ -258,28 +227,32 @@ StartWorker(LauncherDb *db, TimestampTz now)
 	snprintf(bgw.bgw_type, BGW_MAXLEN, "projections worker");
 	bgw.bgw_main_arg = ObjectIdGetDatum(db->dboid);
 	memcpy(bgw.bgw_extra, &db->slot, sizeof(int));
+	memcpy(bgw.bgw_extra + sizeof(int), &index, sizeof(int));
 	bgw.bgw_notify_pid = MyProcPid;
 
 	if (!RegisterDynamicBackgroundWorker(&bgw, &db->handle))
 	{
-		if (slot->state != PROJ_WORKER_NO_SLOT)
+		elog(DEBUG1, "projections launcher: no background worker slot for database %u",
+			 db->dboid);
+		if (ProjSlotState(db->slot) != PROJ_WORKER_NO_SLOT)
 			ereport(WARNING,
 					(errmsg("projections: no background worker slot free for database %u",
 							db->dboid),
 					 errhint("Increase max_worker_processes; the worker starts "
 							 "as soon as a slot frees.")));
-		slot->state = PROJ_WORKER_NO_SLOT;
+		ProjSlotSetState(db->slot, PROJ_WORKER_NO_SLOT);
 		db->handle = NULL;
 		db->status = DB_RETRY;
 		db->next_start = TimestampTzPlusMilliseconds(now, NO_SLOT_RETRY_MS);
 		return;
 	}
-	if (slot->state == PROJ_WORKER_NO_SLOT)
+	if (ProjSlotState(db->slot) == PROJ_WORKER_NO_SLOT)
 		ereport(LOG,
 				(errmsg("projections: background worker slot found for database %u",
 						db->dboid)));
-	slot->state = PROJ_WORKER_STARTING;
+	ProjSlotSetState(db->slot, PROJ_WORKER_STARTING);
 	db->status = DB_RUNNING;
+	db->started = now;
 }
 
 /*
@@ -289,14 +262,14 @@ StartWorker(LauncherDb *db, TimestampTz now)
 static void
 WorkerStopped(LauncherDb *db, TimestampTz now)
 {
-	ProjDbSlot *slot = &ProjSharedState->slots[db->slot];
 	int			delay;
 
 	pfree(db->handle);
 	db->handle = NULL;
-	switch (slot->state)
+	switch (ProjSlotState(db->slot))
 	{
 		case PROJ_WORKER_NO_EXTENSION:
+		case PROJ_WORKER_NEEDS_UPDATE:
 			db->status = DB_NO_EXTENSION;
 			db->failures = 0;
 			ReleaseSlot(db);
@@ -308,7 +281,9 @@ WorkerStopped(LauncherDb *db, TimestampTz now)
 			return;
 		default:
 			/* crashed, failed to connect, or the database is going away */
-			delay = Min(MAX_BACKOFF_MS, 1000 << Min(db->failures, 6));
+			if (TimestampDifferenceExceeds(db->started, now, HEALTHY_RUN_MS))
+				db->failures = 0;	/* it had run fine: start the back-off over */
+			delay = ProjBackoffMs(db->failures);
 			db->failures++;
 			db->status = DB_RETRY;
 			db->next_start = TimestampTzPlusMilliseconds(now, delay);
@@ -342,8 +317,7 @@ ManageWorkers(void)
 		{
 			if (!proj_enabled)
 				continue;
-			if (db->slot >= 0 &&
-				pg_atomic_read_u32(&ProjSharedState->slots[db->slot].suspend) > 0)
+			if (db->slot >= 0 && ProjSlotSuspended(db->slot))
 			{
 				sleep_ms = Min(sleep_ms, 100);
 				continue;
@@ -378,9 +352,7 @@ projections_launcher_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("projections launcher");
 
-	ProjSharedState->launcher_pid = MyProcPid;
-	ProjSharedState->launcher_latch = MyLatch;
-	before_shmem_exit(LauncherDetach, (Datum) 0);
+	ProjLauncherAttach();
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(Oid);
@@ -406,8 +378,7 @@ projections_launcher_main(Datum main_arg)
 		}
 
 		now = GetCurrentTimestamp();
-		if (pg_atomic_exchange_u32(&ProjSharedState->rescan, 0) != 0 ||
-			now >= next_scan)
+		if (ProjTakeRescan() || now >= next_scan)
 		{
 			ScanDatabases();
 			TakeRequests();

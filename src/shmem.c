@@ -4,29 +4,85 @@
  *	  Shared state between backends, the launcher and the workers, and the
  *	  commit-time wakeups.
  *
- * Shared memory holds one slot per database that has (or may get) a worker:
- * the database's OID, the worker's pid and latch, a state for the status
- * view, a suspend counter for database-level commands, and a condition
- * variable that projections.wait() sleeps on.  The launcher assigns slots;
- * each worker fills in its own.
+ * Shared memory holds one slot per database that has (or may get) workers:
+ * the database's OID, a state for the status view, a suspend counter for
+ * database-level commands, a catalog version bumped by every change to a
+ * projection, a condition variable that projections.wait() sleeps on, and
+ * one entry per worker process of the database (pid, latch, and what it is
+ * applying now).  The launcher assigns slots and starts each database's
+ * first worker; that worker starts the others.  The structures are private
+ * to this file: everything else goes through the functions below.
  *
- * A backend that appended events sets the worker's latch when its
- * transaction commits (not before: the worker must find the events), and a
- * backend whose transaction moved a checkpoint wakes the waiters.
+ * A backend that appended events wakes the database's workers when its
+ * transaction commits (not before: the workers must find the events), and
+ * a backend whose transaction moved a checkpoint wakes the waiters.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "settings.h"
+#include "storage/condition_variable.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
 
-#include "projections.h"
+#include "compat.h"
+#include "shmem.h"
 
-ProjShared *ProjSharedState = NULL;
+#define PROJ_MAX_REQUESTS	16
+#define SUSPEND_WAIT_MS		10000
+
+typedef struct ProjWorkerEntry
+{
+	pid_t		pid;			/* 0 when not running */
+	Latch	   *latch;
+	bool		build;			/* applying the shadow model of ... */
+	char		applying[NAMEDATALEN];	/* ... this projection ("" if none) */
+} ProjWorkerEntry;
+
+typedef struct ProjDbSlot
+{
+	Oid			dboid;			/* InvalidOid when the slot is free */
+	int			state;			/* a ProjWorkerState */
+	pg_atomic_uint32 suspend;	/* > 0: a database-level command needs them gone */
+	pg_atomic_uint32 catalog_version;	/* bumped by each change to the catalog */
+	ConditionVariable progress; /* broadcast after each committed batch */
+	ConditionVariable exited;	/* broadcast when a worker exits */
+	slock_t		mutex;			/* protects workers[].applying and build */
+	ProjWorkerEntry workers[PROJ_MAX_WORKERS_PER_DB];
+} ProjDbSlot;
+
+typedef struct ProjShared
+{
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	pg_atomic_uint32 rescan;	/* ask the launcher to look at databases */
+	slock_t		mutex;			/* protects the requests below */
+	int			nrequests;		/* databases that just created the extension */
+	bool		request_all;	/* requests overflowed: probe every database */
+	Oid			requests[PROJ_MAX_REQUESTS];
+	int			nslots;
+	ProjDbSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} ProjShared;
+
+static ProjShared *shared = NULL;
+
+/* this process's worker entry, if it is a worker */
+static ProjDbSlot *my_slot = NULL;
+static int	my_index = -1;
+
+/* the slot of this backend's database, found once and checked on each use */
+static int	db_slot = -1;
 
 /* what the current transaction did, acted upon at commit */
 static bool xact_appended = false;
@@ -35,11 +91,8 @@ static bool xact_poke_launcher = false;
 static bool xact_rescan = false;
 static bool xact_catalog_changed = false;
 
-/* this backend's slot, found once and checked on each use */
-static int	my_slot = -1;
-
 Size
-ProjSharedShmemSize(void)
+ProjShmemSize(void)
 {
 	return add_size(offsetof(ProjShared, slots),
 					mul_size(proj_max_databases, sizeof(ProjDbSlot)));
@@ -49,28 +102,46 @@ ProjSharedShmemSize(void)
  * Create or attach to the shared state.
  */
 void
-ProjSharedShmemInit(void)
+ProjShmemInit(void)
 {
 	bool		found;
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	ProjSharedState = ShmemInitStruct("projections", ProjSharedShmemSize(), &found);
+	shared = ShmemInitStruct("projections", ProjShmemSize(), &found);
 	if (!found)
 	{
 		int			i;
 
-		memset(ProjSharedState, 0, ProjSharedShmemSize());
-		ProjSharedState->nslots = proj_max_databases;
-		pg_atomic_init_u32(&ProjSharedState->rescan, 1);
-		SpinLockInit(&ProjSharedState->mutex);
+		memset(shared, 0, ProjShmemSize());
+		shared->nslots = proj_max_databases;
+		pg_atomic_init_u32(&shared->rescan, 1);
+		SpinLockInit(&shared->mutex);
 		for (i = 0; i < proj_max_databases; i++)
 		{
-			pg_atomic_init_u32(&ProjSharedState->slots[i].suspend, 0);
-			pg_atomic_init_u32(&ProjSharedState->slots[i].catalog_version, 0);
-			ConditionVariableInit(&ProjSharedState->slots[i].progress);
+			ProjDbSlot *slot = &shared->slots[i];
+
+			pg_atomic_init_u32(&slot->suspend, 0);
+			pg_atomic_init_u32(&slot->catalog_version, 0);
+			ConditionVariableInit(&slot->progress);
+			ConditionVariableInit(&slot->exited);
+			SpinLockInit(&slot->mutex);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Whether the library was preloaded (shared state exists). */
+bool
+ProjShmemAttached(void)
+{
+	return shared != NULL;
+}
+
+/* Whether async projections are applied by workers in this server. */
+bool
+ProjWorkerExpected(void)
+{
+	return shared != NULL && proj_enabled;
 }
 
 /*
@@ -78,26 +149,256 @@ ProjSharedShmemInit(void)
  * started for it, or the library is not preloaded).  Slots are assigned by
  * the launcher only; a stale answer costs at most a spurious wakeup.
  */
-ProjDbSlot *
-ProjSlotForDatabase(Oid dboid)
+static ProjDbSlot *
+FindSlot(Oid dboid)
 {
 	int			i;
 
-	if (ProjSharedState == NULL || !OidIsValid(dboid))
+	if (shared == NULL || !OidIsValid(dboid))
 		return NULL;
-	if (dboid == MyDatabaseId && my_slot >= 0 &&
-		ProjSharedState->slots[my_slot].dboid == dboid)
-		return &ProjSharedState->slots[my_slot];
-	for (i = 0; i < ProjSharedState->nslots; i++)
+	if (dboid == MyDatabaseId && db_slot >= 0 &&
+		shared->slots[db_slot].dboid == dboid)
+		return &shared->slots[db_slot];
+	for (i = 0; i < shared->nslots; i++)
 	{
-		if (ProjSharedState->slots[i].dboid == dboid)
+		if (shared->slots[i].dboid == dboid)
 		{
 			if (dboid == MyDatabaseId)
-				my_slot = i;
-			return &ProjSharedState->slots[i];
+				db_slot = i;
+			return &shared->slots[i];
 		}
 	}
 	return NULL;
+}
+
+/* ---- the launcher ---- */
+
+static void
+LauncherDetach(int code, Datum arg)
+{
+	shared->launcher_latch = NULL;
+	shared->launcher_pid = 0;
+}
+
+void
+ProjLauncherAttach(void)
+{
+	shared->launcher_pid = MyProcPid;
+	shared->launcher_latch = MyLatch;
+	before_shmem_exit(LauncherDetach, (Datum) 0);
+}
+
+/* A free slot for a database, or -1. */
+int
+ProjSlotAllocate(Oid dboid)
+{
+	int			i;
+	int			j;
+
+	for (i = 0; i < shared->nslots; i++)
+	{
+		ProjDbSlot *slot = &shared->slots[i];
+
+		if (!OidIsValid(slot->dboid))
+		{
+			for (j = 0; j < PROJ_MAX_WORKERS_PER_DB; j++)
+			{
+				slot->workers[j].pid = 0;
+				slot->workers[j].latch = NULL;
+				slot->workers[j].applying[0] = '\0';
+			}
+			slot->state = PROJ_WORKER_NONE;
+			pg_atomic_write_u32(&slot->suspend, 0);
+			slot->dboid = dboid;
+			return i;
+		}
+	}
+	return -1;
+}
+
+void
+ProjSlotRelease(int slot)
+{
+	shared->slots[slot].dboid = InvalidOid;
+}
+
+ProjWorkerState
+ProjSlotState(int slot)
+{
+	return (ProjWorkerState) shared->slots[slot].state;
+}
+
+void
+ProjSlotSetState(int slot, ProjWorkerState state)
+{
+	shared->slots[slot].state = state;
+}
+
+bool
+ProjSlotSuspended(int slot)
+{
+	return pg_atomic_read_u32(&shared->slots[slot].suspend) > 0;
+}
+
+/* Whether someone asked the launcher to look at the databases again. */
+bool
+ProjTakeRescan(void)
+{
+	return pg_atomic_exchange_u32(&shared->rescan, 0) != 0;
+}
+
+/* The databases that created the extension since the last call. */
+int
+ProjTakeRequests(Oid *requests, int max, bool *all)
+{
+	int			n;
+
+	SpinLockAcquire(&shared->mutex);
+	n = Min(shared->nrequests, max);
+	*all = shared->request_all || shared->nrequests > max;
+	memcpy(requests, shared->requests, sizeof(Oid) * n);
+	shared->nrequests = 0;
+	shared->request_all = false;
+	SpinLockRelease(&shared->mutex);
+	return n;
+}
+
+/* ---- a worker ---- */
+
+static void
+WorkerDetach(int code, Datum arg)
+{
+	if (my_slot != NULL)
+	{
+		ProjWorkerEntry *me = &my_slot->workers[my_index];
+
+		SpinLockAcquire(&my_slot->mutex);
+		me->applying[0] = '\0';
+		SpinLockRelease(&my_slot->mutex);
+		me->latch = NULL;
+		me->pid = 0;
+		ConditionVariableBroadcast(&my_slot->exited);
+	}
+}
+
+/* Fill in this worker's entry; it is cleared again when the process exits. */
+void
+ProjWorkerAttach(int slot, int index)
+{
+	ProjWorkerEntry *me;
+
+	my_slot = &shared->slots[slot];
+	my_index = index;
+	me = &my_slot->workers[index];
+	me->applying[0] = '\0';
+	me->latch = MyLatch;
+	me->pid = MyProcPid;
+	before_shmem_exit(WorkerDetach, (Datum) 0);
+}
+
+/* The database's state for the status view (the leading worker sets it). */
+void
+ProjWorkerSetState(ProjWorkerState state)
+{
+	if (my_index == 0)
+		my_slot->state = state;
+}
+
+uint32
+ProjWorkerCatalogVersion(void)
+{
+	return pg_atomic_read_u32(&my_slot->catalog_version);
+}
+
+bool
+ProjWorkerSuspended(void)
+{
+	return pg_atomic_read_u32(&my_slot->suspend) > 0;
+}
+
+int
+ProjWorkerSlot(void)
+{
+	return (int) (my_slot - shared->slots);
+}
+
+/* Say what this worker applies now (NULL: nothing). */
+void
+ProjWorkerSetApplying(const char *name, bool build)
+{
+	ProjWorkerEntry *me = &my_slot->workers[my_index];
+
+	SpinLockAcquire(&my_slot->mutex);
+	strlcpy(me->applying, name ? name : "", NAMEDATALEN);
+	me->build = build;
+	SpinLockRelease(&my_slot->mutex);
+}
+
+/*
+ * Whether another worker of this database is applying that model now (a
+ * hint to skip it: the applier lock decides).
+ */
+bool
+ProjWorkerOtherApplying(const char *name, bool build)
+{
+	bool		busy = false;
+	int			i;
+
+	SpinLockAcquire(&my_slot->mutex);
+	for (i = 0; i < PROJ_MAX_WORKERS_PER_DB && !busy; i++)
+		busy = i != my_index && my_slot->workers[i].pid != 0 &&
+			my_slot->workers[i].build == build &&
+			strcmp(my_slot->workers[i].applying, name) == 0;
+	SpinLockRelease(&my_slot->mutex);
+	return busy;
+}
+
+/* Whether the worker at index of this worker's database runs. */
+bool
+ProjWorkerRunning(int index)
+{
+	return my_slot->workers[index].pid != 0;
+}
+
+/* ---- any backend ---- */
+
+/*
+ * The state of a database's workers: the leading worker's pid, and how many
+ * processes apply its projections.
+ */
+ProjWorkerState
+ProjDatabaseWorkerState(Oid dboid, int *pid, int *count)
+{
+	ProjDbSlot *slot = FindSlot(dboid);
+	int			i;
+
+	*pid = 0;
+	*count = 0;
+	if (slot == NULL)
+		return PROJ_WORKER_NONE;
+	*pid = slot->workers[0].pid;
+	for (i = 0; i < PROJ_MAX_WORKERS_PER_DB; i++)
+		if (slot->workers[i].pid != 0)
+			(*count)++;
+	return (ProjWorkerState) slot->state;
+}
+
+/* Wake this database's workers, if they run. */
+void
+ProjWakeWorkers(void)
+{
+	ProjDbSlot *slot = FindSlot(MyDatabaseId);
+	int			i;
+
+	if (slot == NULL)
+		return;
+	for (i = 0; i < PROJ_MAX_WORKERS_PER_DB; i++)
+	{
+		Latch	   *latch = slot->workers[i].latch;
+
+		if (latch != NULL)
+			SetLatch(latch);
+	}
 }
 
 /*
@@ -109,40 +410,119 @@ ProjWakeLauncher(bool this_database)
 {
 	Latch	   *latch;
 
-	if (ProjSharedState == NULL)
+	if (shared == NULL)
 		return;
 	if (this_database && OidIsValid(MyDatabaseId))
 	{
-		SpinLockAcquire(&ProjSharedState->mutex);
-		if (ProjSharedState->nrequests < PROJ_MAX_REQUESTS)
-			ProjSharedState->requests[ProjSharedState->nrequests++] = MyDatabaseId;
+		SpinLockAcquire(&shared->mutex);
+		if (shared->nrequests < PROJ_MAX_REQUESTS)
+			shared->requests[shared->nrequests++] = MyDatabaseId;
 		else
-			ProjSharedState->request_all = true;
-		SpinLockRelease(&ProjSharedState->mutex);
+			shared->request_all = true;
+		SpinLockRelease(&shared->mutex);
 	}
-	pg_atomic_write_u32(&ProjSharedState->rescan, 1);
-	latch = ProjSharedState->launcher_latch;
+	pg_atomic_write_u32(&shared->rescan, 1);
+	latch = shared->launcher_latch;
 	if (latch != NULL)
 		SetLatch(latch);
 }
 
 /*
- * Wake this database's worker, if it runs.
+ * Sleep until a checkpoint of this database may have moved, or timeout_ms
+ * passed.  Returns false at once, with *available unset, when there is no
+ * condition variable to sleep on (no preload, no worker ever started here):
+ * the caller polls then.  The first call prepares to sleep; the caller ends
+ * with ProjCancelProgressWait.
  */
-void
-ProjWakeWorker(void)
+bool
+ProjWaitForProgress(long timeout_ms, bool *available)
 {
-	ProjDbSlot *slot = ProjSlotForDatabase(MyDatabaseId);
-	Latch	   *latch;
+	ProjDbSlot *slot = FindSlot(MyDatabaseId);
+
+	*available = slot != NULL;
+	if (slot == NULL)
+		return false;
+	return !ConditionVariableTimedSleep(&slot->progress, timeout_ms,
+										PG_WAIT_EXTENSION);
+}
+
+void
+ProjCancelProgressWait(void)
+{
+	ConditionVariableCancelSleep();
+}
+
+/*
+ * Ask a database's workers to exit, for a command that needs the database
+ * to itself: raise its suspend count (the launcher starts none while it is
+ * raised) and signal each worker once.  Returns whether the count was
+ * raised: then the caller must call ProjResumeWorkers on every path.
+ */
+bool
+ProjSuspendWorkers(Oid dboid)
+{
+	ProjDbSlot *slot = FindSlot(dboid);
+	int			i;
+
+	if (slot == NULL)
+		return false;
+	pg_atomic_fetch_add_u32(&slot->suspend, 1);
+	for (i = 0; i < PROJ_MAX_WORKERS_PER_DB; i++)
+	{
+		pid_t		pid = slot->workers[i].pid;
+
+		if (pid != 0)
+			(void) kill(pid, SIGTERM);
+	}
+	return true;
+}
+
+/* Wait (bounded, interruptibly) until a database's workers have exited. */
+void
+ProjWaitForWorkersGone(Oid dboid)
+{
+	ProjDbSlot *slot = FindSlot(dboid);
+	TimestampTz start = GetCurrentTimestamp();
 
 	if (slot == NULL)
 		return;
-	latch = slot->latch;
-	if (latch != NULL)
-		SetLatch(latch);
+	for (;;)
+	{
+		bool		any = false;
+		long		secs;
+		int			usecs;
+		long		left;
+		int			i;
+
+		for (i = 0; i < PROJ_MAX_WORKERS_PER_DB && !any; i++)
+			any = slot->workers[i].pid != 0;
+		if (!any || slot->dboid != dboid)
+			break;
+		TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
+		left = SUSPEND_WAIT_MS - (secs * 1000 + usecs / 1000);
+		if (left <= 0)
+			break;
+		(void) ConditionVariableTimedSleep(&slot->exited, Min(left, 100),
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
 }
 
-/* The current transaction appended events: wake the worker at commit. */
+/* The command is done (or failed): the launcher may start them again. */
+void
+ProjResumeWorkers(Oid dboid)
+{
+	ProjDbSlot *slot = FindSlot(dboid);
+
+	if (slot == NULL)
+		return;
+	pg_atomic_fetch_sub_u32(&slot->suspend, 1);
+	ProjWakeLauncher(false);
+}
+
+/* ---- what the current transaction did ---- */
+
+/* The current transaction appended events: wake the workers at commit. */
 void
 ProjNoteAppend(void)
 {
@@ -156,14 +536,14 @@ ProjNoteProgress(void)
 	xact_progressed = true;
 }
 
-/* The current transaction changed a projection: the worker looks again. */
+/* The current transaction changed a projection: the workers look again. */
 void
 ProjNoteCatalogChange(void)
 {
 	xact_catalog_changed = true;
 }
 
-/* The current transaction created the extension. */
+/* The current transaction created or updated the extension. */
 void
 ProjNoteLauncherPoke(void)
 {
@@ -177,62 +557,78 @@ ProjNoteDatabaseCreated(void)
 	xact_rescan = true;
 }
 
+static void
+ForgetNotes(void)
+{
+	xact_appended = xact_progressed = xact_poke_launcher = xact_rescan =
+		xact_catalog_changed = false;
+}
+
+/* Act on what a committed transaction did. */
+static void
+ActOnNotes(void)
+{
+	if (shared != NULL)
+	{
+		ProjDbSlot *slot = FindSlot(MyDatabaseId);
+
+		if (slot != NULL)
+		{
+			if (xact_catalog_changed)
+				pg_atomic_fetch_add_u32(&slot->catalog_version, 1);
+			if (xact_progressed)
+				ConditionVariableBroadcast(&slot->progress);
+		}
+		if (xact_appended || xact_catalog_changed)
+			ProjWakeWorkers();
+		if (xact_poke_launcher || xact_rescan)
+			ProjWakeLauncher(xact_poke_launcher);
+	}
+	ForgetNotes();
+}
+
 /*
- * Transaction callback: after commit, wake whoever needs to know.
+ * COMMIT PREPARED committed a transaction prepared by some session, which
+ * could not act on what it did: assume it did everything.
  */
 void
-ProjXactCallback(XactEvent event, void *arg)
+ProjNotePreparedCommit(void)
+{
+	xact_appended = xact_progressed = xact_catalog_changed = true;
+	ActOnNotes();
+}
+
+/*
+ * Transaction callback: after commit, wake whoever needs to know.  A
+ * prepared transaction's notes are acted on by COMMIT PREPARED (utility.c).
+ */
+static void
+ShmemXactCallback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			if (ProjSharedState != NULL)
-			{
-				if (xact_catalog_changed)
-				{
-					ProjDbSlot *slot = ProjSlotForDatabase(MyDatabaseId);
-
-					if (slot != NULL)
-						pg_atomic_fetch_add_u32(&slot->catalog_version, 1);
-				}
-				if (xact_appended || xact_catalog_changed)
-					ProjWakeWorker();
-				if (xact_progressed)
-				{
-					ProjDbSlot *slot = ProjSlotForDatabase(MyDatabaseId);
-
-					if (slot != NULL)
-						ConditionVariableBroadcast(&slot->progress);
-				}
-				if (xact_poke_launcher || xact_rescan)
-					ProjWakeLauncher(xact_poke_launcher);
-			}
-			xact_appended = xact_progressed = xact_poke_launcher = xact_rescan =
-				xact_catalog_changed = false;
+			ActOnNotes();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			xact_appended = xact_progressed = xact_poke_launcher = xact_rescan =
-				xact_catalog_changed = false;
+			ForgetNotes();
 			break;
 		default:
 			break;
 	}
 }
 
-/*
- * Whether async projections are applied by a worker in this server.
- */
-bool
-ProjWorkerExpected(void)
+void
+ProjShmemXactInit(void)
 {
-	return ProjSharedState != NULL && proj_enabled;
+	RegisterXactCallback(ShmemXactCallback, NULL);
 }
 
 const char *
-ProjWorkerStateName(int state)
+ProjWorkerStateName(ProjWorkerState state)
 {
 	switch (state)
 	{
@@ -248,6 +644,8 @@ ProjWorkerStateName(int state)
 			return "disabled";
 		case PROJ_WORKER_SUSPENDED:
 			return "suspended";
+		case PROJ_WORKER_NEEDS_UPDATE:
+			return "waiting for ALTER EXTENSION UPDATE";
 		default:
 			return "not started";
 	}

@@ -1,27 +1,39 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  The per-database worker: applies async projections, round-robin, one
- *	  batch per projection per round, each batch in its own transaction.
+ *	  The per-database workers: they apply async projections and build the
+ *	  new models of online rebuilds, one batch per projection per round,
+ *	  each batch in its own transaction.
  *
- * The worker sleeps on its latch when there is nothing to do; appending
- * transactions set the latch when they commit, and projections.poll_interval
- * is the fallback.  While committed events wait behind the safe key (an
- * older transaction is still open somewhere in the cluster) it polls more
- * often, and after projections.stall_warning it logs which transaction
- * holds it back.
+ * The launcher starts a database's first worker (index 0, the leader).
+ * While at least two projections have more than a batch to do, the leader
+ * starts more workers, up to projections.workers_per_database; they run
+ * the same loop and exit after a while without work.  Each projection is
+ * applied by one process at a time (its applier lock; a worker that finds
+ * it taken moves on), so projections catch up in parallel, and a rebuild
+ * delays the others by at most a batch.  When no background worker slot is
+ * free, the database is served by fewer workers.
+ *
+ * A worker sleeps on its latch when there is nothing to do; appending
+ * transactions set the latches when they commit, and
+ * projections.poll_interval is the fallback.  While committed events wait
+ * behind the safe key (an older transaction is still open somewhere in the
+ * cluster) it polls more often, and after projections.stall_warning the
+ * leader logs which transaction holds it back.
  *
  * A batch that fails for a reason other than the handler (a serialization
- * failure inside the handler, a lock timeout, running out of memory) is
- * rolled back and retried with exponential back-off for that projection
- * alone; the others go on.  Handler errors are dealt with inside the batch
- * by the projection's on_error policy (apply.c).
+ * failure or deadlock inside the handler, a lock timeout, running out of
+ * memory) is rolled back and retried with exponential back-off for that
+ * projection alone, at most projections.max_retries times; then the
+ * projection is marked failed with that error.  Handler errors are dealt
+ * with inside the batch by the projection's on_error policy (apply.c).
  *
- * SIGTERM ends the worker: between batches at once, inside a batch at the
+ * SIGTERM ends a worker: between batches at once, inside a batch at the
  * next interrupt check, which rolls the batch back.  SIGHUP reloads the
- * configuration.  The worker exits quietly when its extension is dropped,
- * when projections.enabled is turned off, or when a database-level command
- * needs it gone (utility.c); the launcher decides whether to start it again.
+ * configuration.  Workers exit quietly when their extension is dropped or
+ * waits for ALTER EXTENSION UPDATE, when projections.enabled is turned off,
+ * or when a database-level command needs them gone (utility.c); the
+ * launcher decides whether to start the leader again.
  *
  *-------------------------------------------------------------------------
  */
@@ -34,63 +46,81 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "settings.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "apply.h"
+#include "catalog.h"
 #include "compat.h"
-#include "projections.h"
+#include "keys.h"
+#include "rebuild.h"
+#include "registry.h"
+#include "shmem.h"
+#include "worker.h"
 
-#define MIN_RETRY_MS	10
-#define MAX_BACKOFF_MS	60000
+#define MIN_RETRY_MS			10
+#define PLAN_RESET_INTERVAL_MS	10000	/* plan handler statements afresh */
+#define HELPER_IDLE_MS			10000	/* a helper without work exits */
+#define HELPER_RETRY_MS			10000	/* after finding no worker slot */
 
-/* per-projection back-off after a failed batch */
+/* one thing to apply: a projection's live model, or its rebuild */
+typedef struct Unit
+{
+	char		name[NAMEDATALEN];
+	bool		build;
+} Unit;
+
+/* back-off after a failed batch of a unit (hash key: the unit) */
 typedef struct Backoff
 {
-	char		name[NAMEDATALEN];	/* hash key */
+	Unit		unit;
 	TimestampTz next_attempt;
 	int			failures;
 } Backoff;
 
-static ProjDbSlot *my_slot = NULL;
+static int	my_index = 0;
 static char my_dbname[NAMEDATALEN];
 
-/* the async projections to apply, read again when the catalog changes */
-static MemoryContext names_cxt = NULL;
-static List *names = NIL;
-static uint32 names_version = 0;
-static TimestampTz names_at = 0;
+/* the units to apply, read again when the catalog changes */
+static MemoryContext units_cxt = NULL;
+static Unit *units = NULL;
+static int	nunits = 0;
+static uint32 units_version = 0;
+static TimestampTz units_at = 0;
 static HTAB *backoffs = NULL;
 static MemoryContext round_cxt = NULL;
+static TimestampTz last_plan_reset = 0;
+
+/* the leader's helpers */
+static BackgroundWorkerHandle *helpers[PROJ_MAX_WORKERS_PER_DB];
+static TimestampTz helper_retry_at = 0;
+static bool helper_slot_warned = false;
 
 /* the stall being watched: the oldest running transaction and since when */
 static TransactionId stall_xid = InvalidTransactionId;
 static TimestampTz stall_since = 0;
 static bool stall_warned = false;
 
-static void WorkerExit(ProjWorkerState state) pg_attribute_noreturn();
-static void ExtensionGone(void) pg_attribute_noreturn();
+static ProjStatement horizon_holder_stmt = {
+	"SELECT h.description FROM projections._horizon_holder() h", 0
+};
 
-static void
-WorkerDetach(int code, Datum arg)
-{
-	if (my_slot != NULL)
-	{
-		my_slot->latch = NULL;
-		my_slot->pid = 0;
-	}
-}
+static void WorkerExit(ProjWorkerState state) pg_attribute_noreturn();
 
 static void
 WorkerExit(ProjWorkerState state)
 {
-	my_slot->state = state;
+	ProjWorkerSetState(state);
 	proc_exit(0);
 }
 
@@ -101,6 +131,17 @@ ExtensionGone(void)
 			(errmsg("projections worker exiting: the extension is not "
 					"installed in database \"%s\"", my_dbname)));
 	WorkerExit(PROJ_WORKER_NO_EXTENSION);
+}
+
+static void
+ExtensionOld(void)
+{
+	ereport(LOG,
+			(errmsg("projections worker exiting: extension \"%s\" in database \"%s\" "
+					"must be updated to version %s",
+					PROJ_EXTENSION_NAME, my_dbname, PROJ_SQL_VERSION),
+			 errhint("Run ALTER EXTENSION %s UPDATE.", PROJ_EXTENSION_NAME)));
+	WorkerExit(PROJ_WORKER_NEEDS_UPDATE);
 }
 
 /*
@@ -126,8 +167,8 @@ NoteStall(TransactionId xmin)
 
 	stall_warned = true;
 	SPI_connect();
-	if (SPI_execute("SELECT description FROM projections._horizon_holder()",
-					true, 1) == SPI_OK_SELECT && SPI_processed > 0)
+	ProjRun(&horizon_holder_stmt, NULL, NULL, false, 1);
+	if (SPI_processed > 0)
 	{
 		char	   *what = SPI_getvalue(SPI_tuptable->vals[0],
 										SPI_tuptable->tupdesc, 1);
@@ -153,76 +194,189 @@ ClearStall(void)
 }
 
 /*
- * Read the names of the projections to apply, in one short transaction.
- * Returns false when the extension is gone.
+ * Read the units to apply, in one short transaction; the leader also
+ * checks the key offset (a restore may have put keys ahead of it).
  */
-static bool
-RefreshNames(void)
+static void
+RefreshUnits(void)
 {
 	bool		present;
+	bool		current = false;
 
-	MemoryContextReset(names_cxt);
-	names = NIL;
+	MemoryContextReset(units_cxt);
+	units = NULL;
+	nunits = 0;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	present = ProjLockExtension();
 	if (present)
+		current = ProjExtGet(false)->current;
+	if (present && current)
 	{
-		uint64		i;
+		List	   *defs;
+		ListCell   *lc;
+		bool		builds;
 		MemoryContext old;
 
 		PushActiveSnapshot(GetTransactionSnapshot());
-		SPI_connect();
-		ProjExecute(PLAN_LIST_ASYNC, NULL, NULL, false, 0);
-		old = MemoryContextSwitchTo(names_cxt);
-		for (i = 0; i < SPI_processed; i++)
-			names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i],
-												SPI_tuptable->tupdesc, 1));
+		if (my_index == 0)
+		{
+			ProjKeyOffsetForget();
+			if (ProjKeyOffsetStale())
+				(void) ProjRepairKeyOffset();
+		}
+		defs = ProjCatalogListRunnable(&builds);
+		old = MemoryContextSwitchTo(units_cxt);
+		units = palloc0(sizeof(Unit) * Max(list_length(defs) * 2, 1));
+		foreach(lc, defs)
+		{
+			ProjectionDef *def = (ProjectionDef *) lfirst(lc);
+
+			if (def->state == PROJ_STATE_ACTIVE && !def->inline_active)
+			{
+				strlcpy(units[nunits].name, def->name, NAMEDATALEN);
+				units[nunits++].build = false;
+			}
+			if (def->build_schema != NULL)
+			{
+				strlcpy(units[nunits].name, def->name, NAMEDATALEN);
+				units[nunits++].build = true;
+			}
+		}
 		MemoryContextSwitchTo(old);
-		SPI_finish();
 		PopActiveSnapshot();
 	}
 	CommitTransactionCommand();
-	return present;
+	if (!present)
+		ExtensionGone();
+	if (!current)
+		ExtensionOld();
 }
 
 /*
- * Apply one batch of one projection in its own transaction.  Returns true
- * if it may have more events; sets *blocked when committed events wait
- * behind the safe key.
+ * A unit failed max_retries + 1 times in a row: mark it failed with the
+ * error, in a transaction of its own (a rebuild stops and its shadow model
+ * is dropped).
+ */
+static void
+GiveUp(const Unit *unit, ErrorData *edata)
+{
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (ProjLockExtension())
+		{
+			ProjectionDef def;
+
+			(void) ProjCatalogLock(unit->name, unit->build ? PROJ_TARGET_BUILD :
+								   PROJ_TARGET_LIVE, true);
+			if (ProjCatalogLoad(unit->name, &def))
+			{
+				if (unit->build && def.build_schema != NULL)
+				{
+					ProjRebuildCancel(&def);
+					ProjCatalogRecordError(unit->name,
+										   psprintf("online rebuild stopped: %s", edata->message),
+										   edata->sqlerrcode, 0, false);
+				}
+				else if (!unit->build)
+					ProjCatalogRecordError(unit->name, edata->message,
+										   edata->sqlerrcode, 0, true);
+				ProjNoteCatalogChange();
+			}
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		ereport(LOG,
+				(errmsg("projections: %s of projection \"%s\" failed %d times in a row; "
+						"marked failed: %s",
+						unit->build ? "online rebuild" : "batch", unit->name,
+						proj_max_retries + 1, edata->message),
+				 errhint("Fix the cause, then call projections.resume(%s)%s.",
+						 quote_literal_cstr(unit->name),
+						 unit->build ? " and start the rebuild again" : "")));
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		EmitErrorReport();
+		AbortCurrentTransaction();
+		FlushErrorState();
+		MemoryContextSwitchTo(round_cxt);
+		RESUME_INTERRUPTS();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Apply one batch of one unit in its own transaction.  Returns true if it
+ * may have more to do; sets *blocked when committed events wait behind the
+ * safe key.
  */
 static bool
-RunBatch(const char *name, bool *blocked)
+RunUnit(const Unit *unit, bool *blocked)
 {
 	Backoff    *backoff;
+	Unit		key;
 	bool		found;
 	volatile bool more = false;
 	volatile bool gone = false;
-	char		activity[NAMEDATALEN + 32];
+	char		activity[NAMEDATALEN + 64];
+	TimestampTz now = GetCurrentTimestamp();
 
-	backoff = hash_search(backoffs, name, HASH_FIND, &found);
-	if (found && backoff->next_attempt > GetCurrentTimestamp())
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.name, unit->name, NAMEDATALEN);
+	key.build = unit->build;
+	backoff = hash_search(backoffs, &key, HASH_FIND, &found);
+	if (found && backoff->next_attempt > now)
+		return false;
+	if (ProjWorkerOtherApplying(unit->name, unit->build))
 		return false;
 
-	snprintf(activity, sizeof(activity), "applying projection \"%s\"", name);
+	/*
+	 * Plan the handlers' statements afresh now and then: a read model that
+	 * was empty when they were planned would otherwise keep plans that scan
+	 * it whole, and catching up would slow down as it grows.
+	 */
+	if (TimestampDifferenceExceeds(last_plan_reset, now, PLAN_RESET_INTERVAL_MS))
+	{
+		ResetPlanCache();
+		last_plan_reset = now;
+	}
+
+	snprintf(activity, sizeof(activity), unit->build ?
+			 "building projection \"%s\" (online rebuild)" :
+			 "applying projection \"%s\"", unit->name);
 	pgstat_report_activity(STATE_RUNNING, activity);
+	ProjWorkerSetApplying(unit->name, unit->build);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PG_TRY();
 	{
 		if (ProjLockExtension())
 		{
-			bool		has_more;
-			bool		is_blocked;
-
 			PushActiveSnapshot(GetTransactionSnapshot());
-			(void) ProjApply(name, PROJ_CALLER_WORKER, 0, &has_more, &is_blocked);
-			if (is_blocked)
+			if (unit->build)
 			{
-				*blocked = true;
-				NoteStall(GetActiveSnapshot()->xmin);
+				int64		applied;
+
+				more = ProjRebuildStep(unit->name, false, &applied);
 			}
-			more = has_more;
+			else
+			{
+				ProjApplyResult result;
+
+				ProjApply(unit->name, PROJ_TARGET_LIVE, PROJ_CALLER_WORKER, 0, &result);
+				if (result.blocked)
+				{
+					*blocked = true;
+					if (my_index == 0)
+						NoteStall(GetActiveSnapshot()->xmin);
+				}
+				more = result.more;
+			}
 			PopActiveSnapshot();
 		}
 		else
@@ -231,33 +385,47 @@ RunBatch(const char *name, bool *blocked)
 		if (found)
 		{
 			ereport(LOG,
-					(errmsg("projections: projection \"%s\" applies again", name)));
-			hash_search(backoffs, name, HASH_REMOVE, NULL);
+					(errmsg("projections: projection \"%s\" applies again", unit->name)));
+			hash_search(backoffs, &key, HASH_REMOVE, NULL);
 		}
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
 		int			delay;
 
 		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(round_cxt);
+		edata = CopyErrorData();
 		EmitErrorReport();
 		AbortCurrentTransaction();
 		FlushErrorState();
 		MemoryContextSwitchTo(round_cxt);
 		RESUME_INTERRUPTS();
 
-		backoff = hash_search(backoffs, name, HASH_ENTER, &found);
+		backoff = hash_search(backoffs, &key, HASH_ENTER, &found);
 		if (!found)
 			backoff->failures = 0;
-		delay = Min(MAX_BACKOFF_MS, 1000 << Min(backoff->failures, 6));
 		backoff->failures++;
-		backoff->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
-		ereport(LOG,
-				(errmsg("projections: batch of projection \"%s\" failed, "
-						"retrying in %d ms", name, delay)));
+		if (backoff->failures > proj_max_retries)
+		{
+			GiveUp(unit, edata);
+			hash_search(backoffs, &key, HASH_REMOVE, NULL);
+		}
+		else
+		{
+			delay = ProjBackoffMs(backoff->failures - 1);
+			backoff->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
+			ereport(LOG,
+					(errmsg("projections: %s of projection \"%s\" failed, retrying in %d ms "
+							"(%d of %d)",
+							unit->build ? "online rebuild" : "batch", unit->name, delay,
+							backoff->failures, proj_max_retries)));
+		}
 		more = false;
 	}
 	PG_END_TRY();
+	ProjWorkerSetApplying(NULL, false);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
@@ -267,109 +435,207 @@ RunBatch(const char *name, bool *blocked)
 }
 
 /*
- * One round: a batch for every active async projection.  The names are read
- * again when a projection changed (the catalog version in shared memory
- * moved) or a poll interval has passed; with no async projection at all, a
- * wakeup by an append costs nothing.
+ * One round: a batch for every unit.  The units are read again when a
+ * projection changed (the catalog version in shared memory moved) or a
+ * poll interval has passed; with no async projection at all, a wakeup by
+ * an append costs nothing.  Each worker starts its round at another unit.
+ * Returns how many units have more to do.
  */
-static bool
+static int
 RunRound(bool *blocked)
 {
-	uint32		version = pg_atomic_read_u32(&my_slot->catalog_version);
+	uint32		version = ProjWorkerCatalogVersion();
 	TimestampTz now = GetCurrentTimestamp();
-	ListCell   *lc;
-	bool		more = false;
+	int			busy = 0;
+	int			i;
 
 	*blocked = false;
-	if (names_at == 0 || version != names_version ||
-		TimestampDifferenceExceeds(names_at, now, proj_poll_interval_ms))
+	if (units_at == 0 || version != units_version ||
+		TimestampDifferenceExceeds(units_at, now, proj_poll_interval_ms))
 	{
-		names_version = version;
-		names_at = now;
-		if (!RefreshNames())
-			ExtensionGone();
+		units_version = version;
+		units_at = now;
+		RefreshUnits();
 	}
 
 	MemoryContextReset(round_cxt);
 	MemoryContextSwitchTo(round_cxt);
-	foreach(lc, names)
+	for (i = 0; i < nunits; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (ProcDiePending)
 			break;
-		if (RunBatch((const char *) lfirst(lc), blocked))
-			more = true;
+		if (RunUnit(&units[(i + my_index) % nunits], blocked))
+			busy++;
 	}
 	if (!*blocked)
 		ClearStall();
-	return more;
+	return busy;
+}
+
+/* How many processes may apply this database's projections. */
+static int
+WorkersWanted(void)
+{
+	return Max(1, Min(proj_workers_per_database, PROJ_MAX_WORKERS_PER_DB));
 }
 
 /*
- * Whether the extension exists in this database, in a short transaction.
+ * The leader: start another worker while more projections have work than
+ * processes apply them, up to projections.workers_per_database.  Without a
+ * free background worker slot, go on with fewer (and say so once).
+ */
+static void
+ManageHelpers(int busy)
+{
+	int			running = 1;
+	int			free_index = -1;
+	int			i;
+	BackgroundWorker bgw;
+	int			slot;
+
+	for (i = 1; i < PROJ_MAX_WORKERS_PER_DB; i++)
+	{
+		pid_t		pid;
+
+		if (helpers[i] != NULL &&
+			GetBackgroundWorkerPid(helpers[i], &pid) == BGWH_STOPPED)
+		{
+			pfree(helpers[i]);
+			helpers[i] = NULL;
+		}
+		if (helpers[i] != NULL)
+			running++;
+		else if (free_index < 0 && i < WorkersWanted())
+			free_index = i;
+	}
+	if (busy < 2 || running >= busy || running >= WorkersWanted() || free_index < 0 ||
+		GetCurrentTimestamp() < helper_retry_at)
+		return;
+
+	slot = ProjWorkerSlot();
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "projections");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "projections_worker_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "projections worker %d for database %u",
+			 free_index, MyDatabaseId);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "projections worker");
+	bgw.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+	memcpy(bgw.bgw_extra, &slot, sizeof(int));
+	memcpy(bgw.bgw_extra + sizeof(int), &free_index, sizeof(int));
+	bgw.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&bgw, &helpers[free_index]))
+	{
+		helpers[free_index] = NULL;
+		helper_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  HELPER_RETRY_MS);
+		if (!helper_slot_warned)
+			ereport(WARNING,
+					(errmsg("projections: no background worker slot for another worker "
+							"in database \"%s\"; %d process(es) apply its projections",
+							my_dbname, running),
+					 errhint("Increase max_worker_processes (restart), or lower "
+							 "projections.workers_per_database.")));
+		helper_slot_warned = true;
+		return;
+	}
+	helper_slot_warned = false;
+}
+
+/*
+ * Whether the extension exists in this database (and is of this library's
+ * version), in a short transaction.
  */
 static bool
-ExtensionPresent(void)
+ExtensionPresent(bool *current)
 {
-	bool		present;
+	const ProjExtInfo *ext;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	present = ProjExtGet(true) != NULL;
+	ext = ProjExtGet(true);
+	*current = ext != NULL && ext->current;
 	strlcpy(my_dbname, get_database_name(MyDatabaseId), sizeof(my_dbname));
 	CommitTransactionCommand();
-	return present;
+	return ext != NULL;
 }
 
 /*
- * Entry point of a database's worker.
+ * Settings a database's or role's defaults could give the worker session
+ * that would change what it does: the worker runs with its own.
+ */
+static void
+PinSessionSettings(void)
+{
+	SetConfigOption("search_path", PROJ_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET,
+					PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET,
+					PGC_S_OVERRIDE);
+	SetConfigOption("session_replication_role", "origin", PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/*
+ * Entry point of a database's worker (bgw_extra: the database's slot and
+ * this worker's index).
  */
 void
 projections_worker_main(Datum main_arg)
 {
 	Oid			dboid = DatumGetObjectId(main_arg);
-	int			slotno;
+	int			slot;
 	HASHCTL		ctl;
 	long		retry_ms = MIN_RETRY_MS;
+	TimestampTz idle_since = 0;
+	bool		current;
 
-	memcpy(&slotno, MyBgworkerEntry->bgw_extra, sizeof(int));
-	my_slot = &ProjSharedState->slots[slotno];
+	memcpy(&slot, MyBgworkerEntry->bgw_extra, sizeof(int));
+	memcpy(&my_index, MyBgworkerEntry->bgw_extra + sizeof(int), sizeof(int));
 
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
-
-	my_slot->pid = MyProcPid;
-	my_slot->latch = MyLatch;
-	before_shmem_exit(WorkerDetach, (Datum) 0);
+	ProjWorkerAttach(slot, my_index);
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("projections worker");
+	PinSessionSettings();
 
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "projections round",
 									  ALLOCSET_DEFAULT_SIZES);
-	names_cxt = AllocSetContextCreate(TopMemoryContext, "projections names",
+	units_cxt = AllocSetContextCreate(TopMemoryContext, "projections units",
 									  ALLOCSET_SMALL_SIZES);
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = NAMEDATALEN;
+	ctl.keysize = sizeof(Unit);
 	ctl.entrysize = sizeof(Backoff);
 	backoffs = hash_create("projections back-off", 16, &ctl,
-						   HASH_ELEM | HASH_STRINGS);
+						   HASH_ELEM | HASH_BLOBS);
+	last_plan_reset = GetCurrentTimestamp();
 
-	if (!ExtensionPresent())
+	if (!ExtensionPresent(&current))
 	{
 		elog(DEBUG1, "projections worker exiting: no extension in database \"%s\"",
 			 my_dbname);
 		WorkerExit(PROJ_WORKER_NO_EXTENSION);
 	}
-	my_slot->state = PROJ_WORKER_RUNNING;
-	ereport(LOG,
-			(errmsg("projections worker started for database \"%s\"", my_dbname)));
+	if (!current)
+		ExtensionOld();
+	ProjWorkerSetState(PROJ_WORKER_RUNNING);
+	if (my_index == 0)
+		ereport(LOG,
+				(errmsg("projections worker started for database \"%s\"", my_dbname)));
 
 	for (;;)
 	{
 		bool		blocked = false;
 		long		timeout;
+		int			busy;
 
 		ResetLatch(MyLatch);
 		if (ProcDiePending)
@@ -382,17 +648,35 @@ projections_worker_main(Datum main_arg)
 		}
 		if (!proj_enabled)
 		{
-			ereport(LOG,
-					(errmsg("projections worker exiting: projections.enabled is off")));
+			if (my_index == 0)
+				ereport(LOG,
+						(errmsg("projections worker exiting: projections.enabled is off")));
 			WorkerExit(PROJ_WORKER_DISABLED);
 		}
-		if (pg_atomic_read_u32(&my_slot->suspend) > 0)
+		if (ProjWorkerSuspended())
 			WorkerExit(PROJ_WORKER_SUSPENDED);
+		if (my_index > 0 && (my_index >= WorkersWanted() || !ProjWorkerRunning(0)))
+			proc_exit(0);
 
-		if (RunRound(&blocked))
+		busy = RunRound(&blocked);
+		if (my_index == 0)
+			ManageHelpers(busy);
+		if (busy > 0)
 		{
 			retry_ms = MIN_RETRY_MS;
+			idle_since = 0;
 			continue;
+		}
+
+		/* a helper without work for a while goes */
+		if (my_index > 0)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (idle_since == 0)
+				idle_since = now;
+			else if (TimestampDifferenceExceeds(idle_since, now, HELPER_IDLE_MS))
+				proc_exit(0);
 		}
 
 		/* nothing more for now: sleep until woken, or poll */
@@ -410,6 +694,5 @@ projections_worker_main(Datum main_arg)
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 	}
-	WorkerExit(pg_atomic_read_u32(&my_slot->suspend) > 0 ?
-			   PROJ_WORKER_SUSPENDED : PROJ_WORKER_NONE);
+	WorkerExit(ProjWorkerSuspended() ? PROJ_WORKER_SUSPENDED : PROJ_WORKER_NONE);
 }

@@ -74,13 +74,20 @@ $node->safe_psql('shop_copy', q{
 ok($node->poll_query_until('shop_copy',
         q{SELECT events_applied > 0 FROM projections.status WHERE name = 'slow'}),
     'the slow projection is being applied');
+my $offset = length(slurp_file($node->logfile));
 $node->safe_psql('shop_copy', 'DROP EXTENSION projections CASCADE');
 ok($node->poll_query_until('postgres', q{
         SELECT count(*) = 0 FROM pg_stat_activity
         WHERE backend_type = 'projections worker' AND datname = 'shop_copy'}),
     'DROP EXTENSION: the worker exits');
-sleep(2);
-is(workers('shop_copy'), '0', 'and is not started again');
+# the launcher looks at the databases again (woken by CREATE DATABASE)
+$offset = length(slurp_file($node->logfile));
+$node->safe_psql('postgres', 'CREATE DATABASE poke1');
+ok($node->wait_for_log(qr/projections launcher: scanned pg_database/, $offset),
+    'the launcher has looked at the databases since');
+is(workers('shop_copy'), '0', 'and has not started the worker again');
+unlike(substr(slurp_file($node->logfile), $offset),
+    qr/projections worker started for database "shop_copy"/, '(nor tried to)');
 $node->safe_psql('shop_copy', 'DROP TABLE counts');
 $node->safe_psql('shop_copy', $setup);
 $node->safe_psql('shop_copy', q{
@@ -107,9 +114,15 @@ $node->safe_psql('shop_renamed', q{SELECT projections.append('order-2', 'Placed'
 is($node->safe_psql('shop_renamed', q{SELECT projections.wait('counts', timeout => '30 s')}), 't',
     'the renamed database has its worker back');
 
-# databases without the extension are probed once, not in a loop
+# databases without the extension are probed once, not in a loop: two
+# scans of pg_database after the probe (the second woken by CREATE DATABASE)
+$offset = length(slurp_file($node->logfile));
 $node->safe_psql('postgres', 'CREATE DATABASE plain');
-sleep(12);    # longer than the launcher's rescan interval
+ok($node->wait_for_log(qr/no extension in database "plain"/, $offset), 'the new database is probed');
+$offset = length(slurp_file($node->logfile));
+$node->safe_psql('postgres', 'CREATE DATABASE poke2');
+ok($node->wait_for_log(qr/projections launcher: scanned pg_database/, $offset),
+    'the launcher has looked at the databases again');
 my $log = slurp_file($node->logfile);
 my @probes = ($log =~ /projections worker exiting: no extension in database "plain"/g);
 is(scalar(@probes), 1, 'a database without the extension is probed once');

@@ -71,8 +71,7 @@ is($node->safe_psql('postgres', q{SELECT amount FROM balance WHERE account = 'ac
 
 # SIGHUP: a new batch size is used by the running worker
 $node->safe_psql('postgres', q{ALTER SYSTEM SET projections.batch_size = 3; SELECT pg_reload_conf()});
-my $pid = $node->safe_psql('postgres',
-    q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'projections worker'});
+my $pid = $node->safe_psql('postgres', q{SELECT pid FROM projections._worker_status()});
 $node->safe_psql('postgres', q{
     CREATE TABLE batches (xid xid8, n integer);
     CREATE FUNCTION note_batch(e projections.events) RETURNS void LANGUAGE sql AS $$
@@ -85,8 +84,7 @@ is($node->safe_psql('postgres', q{SELECT projections.wait('batches', timeout => 
     'the reloaded worker applies');
 is($node->safe_psql('postgres', q{SELECT max(c) FROM (SELECT count(*) AS c FROM batches GROUP BY xid) s}),
     '3', 'in batches of the reloaded projections.batch_size');
-is($node->safe_psql('postgres',
-        q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'projections worker'}),
+is($node->safe_psql('postgres', q{SELECT pid FROM projections._worker_status()}),
     $pid, 'without restarting the worker');
 
 # SIGTERM in the middle of a batch: the batch is rolled back, nothing half-applied
@@ -103,23 +101,27 @@ ok($node->poll_query_until('postgres', q{
         SELECT count(*) > 0 FROM pg_stat_activity
         WHERE backend_type = 'projections worker' AND query LIKE '%"slow"%'}),
     'the worker is applying the slow projection');
-$pid = $node->safe_psql('postgres',
-    q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'projections worker'});
+$pid = $node->safe_psql('postgres', q{
+    SELECT pid FROM pg_stat_activity
+    WHERE backend_type = 'projections worker' AND query LIKE '%"slow"%' LIMIT 1});
 kill 'TERM', $pid;
 ok($node->poll_query_until('postgres', qq{
         SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid}),
     'SIGTERM ends the worker');
-is($node->safe_psql('postgres', q{SELECT count(*) FROM slow_seen}),
-    $node->safe_psql('postgres', q{SELECT events_applied FROM projections.status WHERE name = 'slow'}),
-    'the interrupted batch left nothing behind: read model and checkpoint agree');
+# (one statement: one snapshot for the read model and the checkpoint)
+is($node->safe_psql('postgres', q{
+        SELECT (SELECT count(*) FROM slow_seen) =
+               (SELECT events_applied FROM projections.status WHERE name = 'slow')}),
+    't', 'the interrupted batch left nothing behind: read model and checkpoint agree');
 ok($node->poll_query_until('postgres', q{
-        SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'projections worker'}),
+        SELECT worker_state = 'running' AND worker_pid IS NOT NULL
+        FROM projections.status WHERE name = 'slow'}),
     'the launcher starts the worker again');
 is($node->safe_psql('postgres', q{SELECT projections.wait('slow', timeout => '60 s')}), 't',
     'and it finishes the projection');
-is($node->safe_psql('postgres', q{SELECT count(*) FROM slow_seen}),
-    $node->safe_psql('postgres', q{SELECT count(*) FROM projections.events}),
-    'every event applied once');
+is($node->safe_psql('postgres', q{
+        SELECT (SELECT count(*) FROM slow_seen) = (SELECT count(*) FROM projections.events)}),
+    't', 'every event applied once');
 
 $node->stop;
 done_testing();

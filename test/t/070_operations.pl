@@ -17,6 +17,7 @@ projections.stall_warning = '1s'
 max_prepared_transactions = 5
 max_worker_processes = 3
 max_parallel_workers = 0
+log_min_messages = debug1
 });
 $node->start;
 
@@ -72,7 +73,14 @@ ok($node->poll_query_until('second',
     'status says the worker waits for a slot');
 is($node->safe_psql('second', q{SELECT projections.wait('seen', timeout => '1 s')}), 'f',
     'meanwhile nothing is applied there');
-sleep(6);    # the launcher retries every 5 s
+# the launcher retries (every 5 s): wait for two more attempts
+my $attempts = length(slurp_file($node->logfile));
+for my $n (1 .. 2)
+{
+    ok($node->wait_for_log(qr/projections launcher: no background worker slot for database/, $attempts),
+        "the launcher tried again ($n)");
+    $attempts = length(slurp_file($node->logfile));
+}
 my @lines = (substr(slurp_file($node->logfile), $before) =~ /no background worker slot free/g);
 is(scalar(@lines), 1, 'the line is logged once, not at every retry');
 
