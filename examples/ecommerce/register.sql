@@ -17,7 +17,10 @@
 -- again; use projections.set_mode() to switch modes.
 --
 -- A new projection starts from the first event: registering over an existing
--- history builds the read models from it.
+-- history builds the read models from it.  Each is registered with the
+-- read-model tables it writes (tables => ...), so that
+-- projections.rebuild(name, online => true) and projections.verify(name)
+-- can build it again beside the live tables.
 --
 -- The handlers name their tables unqualified (see handlers.sql), and the
 -- extension runs a handler with the search_path of the session that
@@ -32,7 +35,8 @@
 --   SET search_path = ecommerce, pg_catalog, pg_temp;
 --   SELECT projections.register('daily_sales', 'ecommerce.daily_sales_apply(projections.events)',
 --                               ARRAY['OrderCompleted', 'OrderRefunded'],
---                               reset => 'ecommerce.daily_sales_reset()');
+--                               reset => 'ecommerce.daily_sales_reset()',
+--                               tables => ARRAY['ecommerce.daily_sales']::regclass[]);
 --   RESET search_path;
 
 \if :{?mode}
@@ -49,7 +53,7 @@
 -- with the search_path of this function's SET clause
 CREATE OR REPLACE FUNCTION pg_temp.register_once(
     name text, handler regprocedure, event_types text[], mode text, reset regprocedure,
-    batch_handler regprocedure, handlers text)
+    tables regclass[], batch_handler regprocedure, handlers text)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = ecommerce, pg_catalog, pg_temp
@@ -73,7 +77,8 @@ BEGIN
             kind := ', batch handler';
         END IF;
     END IF;
-    PERFORM projections.register(name, handler, event_types, mode => mode, reset => reset);
+    PERFORM projections.register(name, handler, event_types, mode => mode, reset => reset,
+                                 tables => tables);
     RETURN format('%s: registered (%s%s)', name, mode, kind);
 END
 $$;
@@ -85,6 +90,7 @@ SELECT pg_temp.register_once(
           'OrderShipped', 'OrderCompleted', 'OrderCancelled'],
     :'mode',
     'ecommerce.order_summary_reset()',
+    ARRAY['ecommerce.order_summary'],
     'ecommerce.order_summary_apply_batch(projections.events[])', :'handlers') AS projection
 UNION ALL
 SELECT pg_temp.register_once(
@@ -93,6 +99,7 @@ SELECT pg_temp.register_once(
     ARRAY['ProductCreated', 'ProductUpdated', 'ProductPriceChanged', 'ProductDeleted'],
     :'mode',
     'ecommerce.product_search_reset()',
+    ARRAY['ecommerce.products'],
     NULL, :'handlers')
 UNION ALL
 SELECT pg_temp.register_once(
@@ -101,6 +108,7 @@ SELECT pg_temp.register_once(
     ARRAY['OrderCompleted', 'OrderRefunded'],
     :'mode',
     'ecommerce.daily_sales_reset()',
+    ARRAY['ecommerce.daily_sales'],
     'ecommerce.daily_sales_apply_batch(projections.events[])', :'handlers')
 UNION ALL
 SELECT pg_temp.register_once(
@@ -109,4 +117,6 @@ SELECT pg_temp.register_once(
     ARRAY['CustomerCreated', 'OrderCompleted', 'ReviewSubmitted', 'CustomerTierChanged'],
     :'mode',
     'ecommerce.customer_activity_reset()',
+    ARRAY['ecommerce.customers', 'ecommerce.customer_activity_summary',
+          'ecommerce.customer_order_history'],
     NULL, :'handlers');
