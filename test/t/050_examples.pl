@@ -2,8 +2,11 @@
 # event type in causal order, and each of its four read models equals the
 # same handler folded once over the history in (ordering_key,
 # global_position) order -- when maintained live by the worker while the
-# history is appended, after a rebuild, after switching to inline mode, and
-# when registered inline from the start.
+# history is appended, after a rebuild, after an online rebuild (and
+# verify() finds nothing to report), after switching to inline mode, when
+# registered inline from the start, and when registered with the batch
+# handlers of order_summary and daily_sales (register.sql -v handlers=batch),
+# whose read models must equal the per-event handlers' fold.
 use strict;
 use warnings;
 use Cwd qw(abs_path);
@@ -16,14 +19,25 @@ use ProjectionsTest;
 my $example = abs_path(dirname(__FILE__) . '/../../examples/ecommerce');
 my $history = 12000;    # events per database
 
-# projection => [reset function, read-model tables]
+# projection => [reset function, read-model tables, per-event handler (the
+# oracle's, whichever handler is registered)]
 my %models = (
-    order_summary     => [ 'ecommerce.order_summary_reset', ['order_summary'] ],
-    product_search    => [ 'ecommerce.product_search_reset', ['products'] ],
-    daily_sales       => [ 'ecommerce.daily_sales_reset', ['daily_sales'] ],
+    order_summary => [
+        'ecommerce.order_summary_reset', ['order_summary'],
+        'ecommerce.order_summary_apply(projections.events)'
+    ],
+    product_search => [
+        'ecommerce.product_search_reset', ['products'],
+        'ecommerce.product_search_apply(projections.events)'
+    ],
+    daily_sales => [
+        'ecommerce.daily_sales_reset', ['daily_sales'],
+        'ecommerce.daily_sales_apply(projections.events)'
+    ],
     customer_activity => [
         'ecommerce.customer_activity_reset',
-        [ 'customers', 'customer_activity_summary', 'customer_order_history' ]
+        [ 'customers', 'customer_activity_summary', 'customer_order_history' ],
+        'ecommerce.customer_activity_apply(projections.events)'
     ],
 );
 my @projections = sort keys %models;
@@ -38,13 +52,14 @@ $node->start;
 # create a database with the extension and the example loaded and registered
 sub setup
 {
-    my ($db, $mode) = @_;
+    my ($db, $mode, $handlers) = @_;
+    $handlers //= 'per-event';
     $node->safe_psql('postgres', "CREATE DATABASE $db");
     $node->safe_psql($db, 'CREATE EXTENSION projections');
     $node->safe_psql($db, 'SET client_min_messages = warning;' . slurp_file("$example/$_"))
       for qw(schema.sql handlers.sql generate.sql);
     $node->safe_psql($db, slurp_file("$example/register.sql"),
-        extra_params => [ '-v', "mode=$mode" ]);
+        extra_params => [ '-v', "mode=$mode", '-v', "handlers=$handlers" ]);
     $node->safe_psql($db, q{
         CREATE SCHEMA oracle;
         -- the handler called once per event, in the order the worker uses
@@ -99,9 +114,9 @@ sub check_fold
     my ($db, $label) = @_;
     for my $p (@projections)
     {
-        my ($reset, $tables) = @{ $models{$p} };
-        my ($handler, $types) = split /\|/, $node->safe_psql($db,
-            "SELECT handler, event_types FROM projections.status WHERE name = '$p'");
+        my ($reset, $tables, $handler) = @{ $models{$p} };
+        my $types = $node->safe_psql($db,
+            "SELECT event_types FROM projections.status WHERE name = '$p'");
         $node->safe_psql($db, "SET client_min_messages = warning; SELECT projections.pause('$p')");
         my $copy = join '',
           map { "DROP TABLE IF EXISTS oracle.$_; CREATE TABLE oracle.$_ AS SELECT * FROM ecommerce.$_;" }
@@ -112,8 +127,11 @@ sub check_fold
             cmp_ok($node->safe_psql($db, "SELECT count(*) FROM ecommerce.$t"),
                 '>', 0, "$label: ecommerce.$t is not empty");
         }
+        # under the search_path register.sql registers with: the handlers
+        # and reset functions name their tables unqualified
         my $folded = $node->safe_psql($db,
-            "SELECT $reset(); SELECT oracle.fold('$handler', '$types')");
+            "SET search_path = ecommerce, pg_catalog, pg_temp;"
+              . " SELECT $reset(); SELECT oracle.fold('$handler', '$types')");
         cmp_ok($folded, '>', 0, "$label: $p folded over its events");
         for my $t (@$tables)
         {
@@ -177,6 +195,28 @@ wait_all('live', 'rebuild');
 is(fingerprint('live'), $live_print, 'rebuild: the read models are as before');
 check_fold('live', 'rebuild');
 
+# 2b. after an online rebuild: built beside the live tables, then exchanged;
+#     verify() builds them once more and finds no difference
+$node->safe_psql('live', "SELECT projections.rebuild('$_', online => true)") for @projections;
+my $rebuilt = 'f';
+for (1 .. 120)
+{
+    $rebuilt = $node->safe_psql('live', q{
+        SELECT coalesce(bool_and(rebuild_position IS NULL AND last_error IS NULL), false)
+        FROM projections.status});
+    last if $rebuilt eq 't';
+    sleep 1;
+}
+is($rebuilt, 't', 'online rebuild: every projection was built again and exchanged');
+wait_all('live', 'online rebuild');
+is(fingerprint('live'), $live_print, 'online rebuild: the read models are as before');
+is($node->safe_psql('live', q{
+        SELECT coalesce(string_agg(v.table_name || ' ' || v.missing_rows || ' ' || v.extra_rows, ', '), '')
+        FROM projections.status s, projections.verify(s.name) v
+        WHERE v.missing_rows <> 0 OR v.extra_rows <> 0}),
+    '', 'verify: every read model equals one built from scratch');
+check_fold('live', 'online rebuild');
+
 # 3. switched to inline: later appends are applied by the appending transaction
 $node->safe_psql('live', "SELECT projections.set_mode('$_', 'inline')") for @projections;
 $node->safe_psql('live', q{
@@ -228,6 +268,21 @@ is($node->safe_psql('inline', q{
 is(fingerprint('inline'), $live_print,
     'inline: the read models equal those the worker built from the same history');
 check_fold('inline', 'inline');
+
+# 5. the batch handlers (order_summary, daily_sales; the other two stay
+#    per-event), registered first, then the same history appended while the
+#    worker applies it: the same read models as the per-event handlers
+setup('batch', 'async', 'batch');
+is($node->safe_psql('batch', q{
+        SELECT string_agg(name, ',' ORDER BY name) FROM projections.status
+        WHERE handler LIKE '%(projections.events[])'}),
+    'daily_sales,order_summary', 'batch: order_summary and daily_sales have batch handlers');
+$node->safe_psql('batch', "CALL ecommerce.load_history($history, 0.42, 500)");
+check_history('batch', 'batch');
+wait_all('batch', 'batch');
+is(fingerprint('batch'), $live_print,
+    'batch: the read models equal those the per-event handlers built from the same history');
+check_fold('batch', 'batch');
 
 $node->stop;
 done_testing();
