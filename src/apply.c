@@ -352,8 +352,19 @@ CheckConfined(ApplyState *st)
 }
 
 /*
+ * Events per batch: projections.batch_size for a per-event handler,
+ * projections.batch_handler_size (the array a call gets) for a batch
+ * handler.
+ */
+static int64
+BatchSize(const ProjectionDef *def)
+{
+	return (int64) (def->batch ? proj_batch_handler_size : proj_batch_size);
+}
+
+/*
  * Apply up to limit events after the state's frontier, in chunks of
- * projections.batch_size.  Errors propagate; the caller runs this inside a
+ * BatchSize.  Errors propagate; the caller runs this inside a
  * subtransaction.
  */
 static void
@@ -364,7 +375,7 @@ ApplyRange(ApplyState *st, int64 limit)
 	st->drained = false;
 	while (done < limit)
 	{
-		int64		chunk = Min((int64) proj_batch_size, limit - done);
+		int64		chunk = Min(BatchSize(st->def), limit - done);
 		uint64		n = Fetch(st, chunk);
 		SPITupleTable *tuptable = SPI_tuptable;
 
@@ -804,7 +815,7 @@ ProjApply(const char *name, ProjTarget target, ProjApplyCaller caller,
 
 	SPI_connect();
 	st.horizon = ProjSafeKey(GetActiveSnapshot());
-	ApplyWithPolicy(&st, caller == PROJ_CALLER_WORKER ? proj_batch_size :
+	ApplyWithPolicy(&st, caller == PROJ_CALLER_WORKER ? BatchSize(&def) :
 					(max_events > 0 ? max_events : PG_INT64_MAX));
 
 	save = st.applied > 0 || st.skipped > 0;

@@ -19,6 +19,7 @@
 
 bool		proj_enabled = true;
 int			proj_batch_size = 1000;
+int			proj_batch_handler_size = 5000;
 int			proj_poll_interval_ms = 1000;
 int			proj_max_databases = 8;
 int			proj_workers_per_database = 2;
@@ -53,9 +54,14 @@ ProjDefineSettings(void)
 							 &proj_enabled, true, PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("projections.batch_size",
-							"Events applied per batch (and per transaction of a worker); a batch handler gets up to this many per call.",
+							"Events applied per batch (and per transaction of a worker) to a projection with a per-event handler.",
 							NULL,
 							&proj_batch_size, 1000, 1, 1000000, PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("projections.batch_handler_size",
+							"Events a batch handler gets per call (and per transaction of a worker).",
+							"Larger arrays spread the cost of a call over more events and write each row fewer times; past a few thousand events sorts and arrays outgrow the CPU caches, and the transaction holds the safe key of other databases longer.",
+							&proj_batch_handler_size, 5000, 1, 1000000, PGC_USERSET, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("projections.poll_interval",
 							"How often an idle worker looks for events it was not woken for.",

@@ -26,6 +26,7 @@
 /* ---- settings ---- */
 extern bool proj_enabled;
 extern int	proj_batch_size;
+extern int	proj_batch_handler_size;
 extern int	proj_poll_interval_ms;
 extern int	proj_max_databases;
 extern int	proj_workers_per_database;

@@ -154,7 +154,7 @@ DECLARE
     s record;
     t text;
 BEGIN
-    PERFORM set_config('projections.batch_size', chunk::text, true);
+    PERFORM set_config('projections.batch_handler_size', chunk::text, true);
     FOR s IN SELECT * FROM o.setup ORDER BY name LOOP
         PERFORM projections.rebuild(s.name);
         PERFORM projections.run(s.name);
@@ -195,7 +195,7 @@ BEGIN
     END IF;
 END $$;
 INSERT INTO o.poison VALUES (1500), (1501), (2222);
-SET projections.batch_size = 1000;
+SET projections.batch_handler_size = 1000;
 SELECT projections.register('paused_batch', 'o.pause_batch(projections.events[])', on_error => 'pause');
 SELECT projections.register('skipping_batch', 'o.skip_batch(projections.events[])', on_error => 'skip');
 
