@@ -8,8 +8,9 @@
 # extension (skip both with --no-install), starts a cluster in a temporary
 # directory with projections preloaded, registers the four read models,
 # appends a generated history of N events (default 20000) while the
-# background worker applies it, waits for the projections, and shows the
-# status view, the read models and a full-text product search.  The cluster
+# background worker applies it, waits for the projections, rebuilds
+# order_summary online while new orders keep coming (and verifies it), and
+# shows the status view, the read models and a full-text product search.  The cluster
 # is stopped and removed at the end, unless --keep is given: then it is left
 # running and the commands to connect to it and to stop it are printed.
 set -euo pipefail
@@ -123,6 +124,50 @@ if grep -q 'TIMED OUT' "$dir/wait.out"; then
 fi
 t2=$(date +%s.%N)
 sql -At -c "SELECT format('caught up %s s after the last append', round(($t2 - $t1)::numeric, 1))"
+
+echo "== an online rebuild of order_summary while more events keep coming"
+sql -At -c "SELECT format('before: %s orders in ecommerce.order_summary', count(*)) FROM ecommerce.order_summary"
+# new orders, one per transaction, all along the rebuild
+sql -At -c "DO \$\$
+BEGIN
+    FOR i IN 1..400 LOOP
+        PERFORM projections.append('order-demo-' || i, 'OrderCreated',
+            jsonb_build_object('order_id', 'demo-' || i, 'customer_id', '1',
+                               'created_at', '2026-12-01T10:00:00Z'));
+        PERFORM projections.append('order-demo-' || i, 'OrderItemAdded',
+            jsonb_build_object('order_id', 'demo-' || i, 'product_id', '1',
+                               'price', 10, 'quantity', 1));
+        COMMIT;
+        PERFORM pg_sleep(0.005);
+    END LOOP;
+END \$\$" >/dev/null &
+loader=$!
+sql -At -c "SELECT projections.rebuild('order_summary', online => true)" >/dev/null
+for _ in $(seq 1 600); do
+    line=$(sql -At -c "SELECT CASE WHEN rebuild_position IS NULL THEN 'done'
+                              ELSE format('  rebuilding beside the live model: new model at position %s, %s events to go;'
+                                          ' the live model has %s orders', rebuild_position, rebuild_lag,
+                                          (SELECT count(*) FROM ecommerce.order_summary)) END
+                       FROM projections.status WHERE name = 'order_summary'")
+    [ "$line" = done ] && break
+    echo "$line"
+    sleep 0.2
+done
+if [ "$line" != done ]; then
+    echo "the online rebuild did not finish" >&2
+    exit 1
+fi
+wait "$loader"
+sql -At -c "SELECT format('after the exchange: %s orders; %s', count(*),
+                          CASE WHEN projections.wait('order_summary', NULL, '30 seconds')
+                               THEN 'caught up with the new events' ELSE 'NOT CAUGHT UP' END)
+            FROM ecommerce.order_summary"
+sql -At -c "SELECT format('verify: %s rows missing, %s extra in %s', missing_rows, extra_rows, table_name)
+            FROM projections.verify('order_summary')" | tee "$dir/verify.out"
+if grep -qv ' 0 rows missing, 0 extra' "$dir/verify.out"; then
+    echo "verify() found differences" >&2
+    exit 1
+fi
 
 sql <<'SQL'
 \echo

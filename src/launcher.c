@@ -194,14 +194,37 @@ TakeRequests(void)
 }
 
 /*
- * Register a worker for one database.
+ * Register a worker of a database: its slot in shared memory and its index
+ * there (0 leads the database's workers).  The caller is notified when it
+ * stops.  Returns false when no background worker slot is free.
+ */
+bool
+ProjRegisterWorker(Oid dboid, int slot, int index, BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "projections");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "projections_worker_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "projections worker %d for database %u",
+			 index, dboid);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "projections worker");
+	bgw.bgw_main_arg = ObjectIdGetDatum(dboid);
+	memcpy(bgw.bgw_extra, &slot, sizeof(int));
+	memcpy(bgw.bgw_extra + sizeof(int), &index, sizeof(int));
+	bgw.bgw_notify_pid = MyProcPid;
+	return RegisterDynamicBackgroundWorker(&bgw, handle);
+}
+
+/*
+ * Start the first worker of one database.
  */
 static void
 StartWorker(LauncherDb *db, TimestampTz now)
 {
-	BackgroundWorker bgw;
-	int			index = 0;
-
 	if (db->slot < 0)
 		db->slot = ProjSlotAllocate(db->dboid);
 	if (db->slot < 0)
@@ -217,20 +240,7 @@ StartWorker(LauncherDb *db, TimestampTz now)
 		db->next_start = TimestampTzPlusMilliseconds(now, NO_SLOT_RETRY_MS);
 		return;
 	}
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "projections");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "projections_worker_main");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "projections worker for database %u", db->dboid);
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "projections worker");
-	bgw.bgw_main_arg = ObjectIdGetDatum(db->dboid);
-	memcpy(bgw.bgw_extra, &db->slot, sizeof(int));
-	memcpy(bgw.bgw_extra + sizeof(int), &index, sizeof(int));
-	bgw.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&bgw, &db->handle))
+	if (!ProjRegisterWorker(db->dboid, db->slot, 0, &db->handle))
 	{
 		elog(DEBUG1, "projections launcher: no background worker slot for database %u",
 			 db->dboid);

@@ -457,13 +457,15 @@ ProjRebuildStartOnline(ProjectionDef *def)
 }
 
 /*
- * Drop an online rebuild's shadow model; the live one is untouched.
+ * Drop an online rebuild's shadow model; the live one is untouched.  Waits
+ * for a batch of the shadow model in progress.
  */
 void
 ProjRebuildCancel(ProjectionDef *def)
 {
 	if (def->build_schema == NULL)
 		return;
+	(void) ProjCatalogLock(def->name, PROJ_TARGET_BUILD, true);
 	DropShadow(def->build_schema);
 	ProjCatalogEndBuild(def->name);
 	ProjNoteCatalogChange();
@@ -546,19 +548,19 @@ MoveStatistics(Oid from, Oid to)
 	table_close(rel, RowExclusiveLock);
 }
 
-/* A relation's access method, from pg_class. */
-static Oid
-RelationAm(Oid relid)
+/* A relation's access method and TOAST table, from pg_class. */
+static void
+ClassInfo(Oid relid, Oid *am, Oid *toast)
 {
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			am = InvalidOid;
 
+	*am = *toast = InvalidOid;
 	if (HeapTupleIsValid(tup))
 	{
-		am = ((Form_pg_class) GETSTRUCT(tup))->relam;
+		*am = ((Form_pg_class) GETSTRUCT(tup))->relam;
+		*toast = ((Form_pg_class) GETSTRUCT(tup))->reltoastrelid;
 		ReleaseSysCache(tup);
 	}
-	return am;
 }
 
 /* Whether two pg_index tuples have the same value in a vector column. */
@@ -604,14 +606,19 @@ SameIndex(Oid i1, Oid i2)
 	HeapTuple	t2 = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(i2));
 	Form_pg_index f1 = (Form_pg_index) GETSTRUCT(t1);
 	Form_pg_index f2 = (Form_pg_index) GETSTRUCT(t2);
+	Oid			am1;
+	Oid			am2;
+	Oid			toast;
 	bool		same;
 
+	ClassInfo(i1, &am1, &toast);
+	ClassInfo(i2, &am2, &toast);
 	same = f1->indnatts == f2->indnatts && f1->indnkeyatts == f2->indnkeyatts &&
 		f1->indisunique == f2->indisunique && f1->indisprimary == f2->indisprimary &&
 		f1->indisexclusion == f2->indisexclusion &&
 		f1->indimmediate == f2->indimmediate &&
 		f1->indisvalid && f2->indisvalid && f1->indisready && f2->indisready &&
-		RelationAm(i1) == RelationAm(i2) &&
+		am1 == am2 &&
 		memcmp(f1->indkey.values, f2->indkey.values,
 			   sizeof(int16) * f1->indnatts) == 0;
 	same = same && ProjIndexNullsNotDistinct(f1) == ProjIndexNullsNotDistinct(f2);
@@ -768,30 +775,17 @@ ExchangeTable(Oid live_relid, Oid shadow_relid, List *pairs)
 	CommandCounterIncrement();
 }
 
-/* A table's TOAST table, or InvalidOid. */
-static Oid
-ToastOf(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			toast = InvalidOid;
-
-	if (HeapTupleIsValid(tup))
-	{
-		toast = ((Form_pg_class) GETSTRUCT(tup))->reltoastrelid;
-		ReleaseSysCache(tup);
-	}
-	return toast;
-}
-
 /* TOAST tables are named after their table: name them after their new one. */
 static void
 RenameToast(Oid relid)
 {
-	Oid			toast = ToastOf(relid);
+	Oid			am;
+	Oid			toast;
 	char		name[NAMEDATALEN];
 	List	   *indexes;
 	Relation	rel;
 
+	ClassInfo(relid, &am, &toast);
 	if (!OidIsValid(toast))
 		return;
 	snprintf(name, sizeof(name), "pg_toast_%u", relid);

@@ -341,18 +341,28 @@ ProjRun(ProjStatement *stmt, Datum *values, const char *nulls, bool latest,
 						   latest ? GetLatestSnapshot() : InvalidSnapshot, count);
 }
 
-int
-ProjRunDynamic(Oid role, const char *sql, int nargs, Oid *argtypes,
-			   Datum *values, const char *nulls, long count)
+/*
+ * Prepare and execute a statement built at run time once, as role (or the
+ * extension's owner), with a snapshot (InvalidSnapshot: the usual one).
+ */
+static int
+RunOnce(Oid role, const char *sql, int nargs, Oid *argtypes, Datum *values,
+		const char *nulls, Snapshot snapshot, long count)
 {
 	OwnerContext oc;
+	SPIPlanPtr	plan;
 	int			ret;
 
 	EnterOwner(&oc, role);
 	PG_TRY();
 	{
-		ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
-									false, count);
+		plan = SPI_prepare(sql, nargs, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare projections statement: %s",
+				 SPI_result_code_string(SPI_result));
+		ret = SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot,
+								   false, true, count);
+		SPI_freeplan(plan);
 	}
 	PG_FINALLY();
 	{
@@ -364,6 +374,13 @@ ProjRunDynamic(Oid role, const char *sql, int nargs, Oid *argtypes,
 	return ret;
 }
 
+int
+ProjRunDynamic(Oid role, const char *sql, int nargs, Oid *argtypes,
+			   Datum *values, const char *nulls, long count)
+{
+	return RunOnce(role, sql, nargs, argtypes, values, nulls, InvalidSnapshot, count);
+}
+
 /*
  * A dynamic statement run with a given snapshot (whose command id is
  * brought up to date, so the transaction's own changes are seen).
@@ -371,29 +388,7 @@ ProjRunDynamic(Oid role, const char *sql, int nargs, Oid *argtypes,
 int
 ProjRunDynamicSnapshot(Oid role, const char *sql, Snapshot snapshot, long count)
 {
-	OwnerContext oc;
-	SPIPlanPtr	plan;
-	int			ret;
-
-	EnterOwner(&oc, role);
-	PG_TRY();
-	{
-		plan = SPI_prepare(sql, 0, NULL);
-		if (plan == NULL)
-			elog(ERROR, "could not prepare projections statement: %s",
-				 SPI_result_code_string(SPI_result));
-		ret = SPI_execute_snapshot(plan, NULL, NULL, snapshot, InvalidSnapshot,
-								   false, false, count);
-		SPI_freeplan(plan);
-	}
-	PG_FINALLY();
-	{
-		internal_writes = oc.writes;
-	}
-	PG_END_TRY();
-	LeaveOwner(&oc);
-	CheckResult(ret);
-	return ret;
+	return RunOnce(role, sql, 0, NULL, NULL, NULL, snapshot, count);
 }
 
 /*

@@ -63,6 +63,7 @@
 #include "catalog.h"
 #include "compat.h"
 #include "keys.h"
+#include "launcher.h"
 #include "rebuild.h"
 #include "registry.h"
 #include "shmem.h"
@@ -491,8 +492,6 @@ ManageHelpers(int busy)
 	int			running = 1;
 	int			free_index = -1;
 	int			i;
-	BackgroundWorker bgw;
-	int			slot;
 
 	for (i = 1; i < PROJ_MAX_WORKERS_PER_DB; i++)
 	{
@@ -513,21 +512,7 @@ ManageHelpers(int busy)
 		GetCurrentTimestamp() < helper_retry_at)
 		return;
 
-	slot = ProjWorkerSlot();
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "projections");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "projections_worker_main");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "projections worker %d for database %u",
-			 free_index, MyDatabaseId);
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "projections worker");
-	bgw.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
-	memcpy(bgw.bgw_extra, &slot, sizeof(int));
-	memcpy(bgw.bgw_extra + sizeof(int), &free_index, sizeof(int));
-	bgw.bgw_notify_pid = MyProcPid;
-	if (!RegisterDynamicBackgroundWorker(&bgw, &helpers[free_index]))
+	if (!ProjRegisterWorker(MyDatabaseId, ProjWorkerSlot(), free_index, &helpers[free_index]))
 	{
 		helpers[free_index] = NULL;
 		helper_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
