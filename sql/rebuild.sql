@@ -115,8 +115,8 @@ SELECT account FROM shop.totals WHERE total = (SELECT max(total) FROM shop.total
 EXPLAIN (COSTS OFF) SELECT account FROM shop.totals WHERE total = 1;
 RESET enable_seqscan;
 SELECT count(*) > 0 AS statistics FROM pg_stats WHERE schemaname = 'shop' AND tablename = 'totals';
-SELECT relname FROM pg_class WHERE oid = (SELECT reltoastrelid FROM pg_class WHERE oid = 'shop.totals'::regclass)
-  AND relname = 'pg_toast_' || 'shop.totals'::regclass::oid;
+SELECT relname = 'pg_toast_' || 'shop.totals'::regclass::oid AS toast_named_after_table
+FROM pg_class WHERE oid = (SELECT reltoastrelid FROM pg_class WHERE oid = 'shop.totals'::regclass);
 
 -- verify(): nothing on a correct model, exactly the planted rows otherwise
 SELECT * FROM projections.verify('books') ORDER BY 1;
