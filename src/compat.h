@@ -77,4 +77,18 @@
 #define ProjIndexNullsNotDistinct(form) false
 #endif
 
+/*
+ * A condition variable broadcast after each replayed record (on a standby
+ * that may cascade), from 16 on: a standby's wait() sleeps on it.
+ */
+#include "storage/condition_variable.h"
+#if PG_VERSION_NUM >= 160000
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
+#define ProjReplayConditionVariable() \
+	(AllowCascadeReplication() && WalSndCtl != NULL ? &WalSndCtl->wal_replay_cv : NULL)
+#else
+#define ProjReplayConditionVariable() ((ConditionVariable *) NULL)
+#endif
+
 #endif							/* PROJECTIONS_COMPAT_H */

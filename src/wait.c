@@ -12,7 +12,9 @@
  * transaction that moved a checkpoint commits.  On a standby nothing is
  * broadcast (the checkpoints arrive by replay): it watches the replay
  * position, which is cheap to read, and reads the catalog again only when
- * replay has moved.
+ * replay has moved.  From PostgreSQL 16 on, the startup process wakes it
+ * for each replayed record; before, it polls, every millisecond while
+ * replay moves and less often while it does not.
  *
  *-------------------------------------------------------------------------
  */
@@ -47,8 +49,14 @@ PG_FUNCTION_INFO_V1(projections_head);
 PG_FUNCTION_INFO_V1(projections_safe_key);
 PG_FUNCTION_INFO_V1(projections_worker_status);
 
-/* how long a standby waiter sleeps between looks at the replay position */
+/*
+ * A standby waiter looks at the replay position at least every
+ * STANDBY_POLL_MS, up to STANDBY_POLL_MAX_MS while replay does not move
+ * (PostgreSQL 16 and later wake it when a record is replayed), and reads
+ * the catalog at most every STANDBY_POLL_MS.
+ */
 #define STANDBY_POLL_MS		1
+#define STANDBY_POLL_MAX_MS	8
 /* ... and a waiter with nobody to wake it (no preload) between checks */
 #define FALLBACK_POLL_MS	10
 
@@ -105,6 +113,8 @@ typedef struct Waiter
 	TimestampTz deadline;
 	bool		standby;
 	XLogRecPtr	seen_replay;	/* replay position at the last check */
+	TimestampTz checked_at;		/* when the catalog was last read */
+	long		poll_ms;		/* the current interval of the poll */
 	bool		have_target;	/* the last event waited for is known */
 	int64		key;
 	int64		pos;
@@ -228,22 +238,43 @@ Sleep(Waiter *w)
 		return false;
 	if (w->standby)
 	{
+		ConditionVariable *replayed = ProjReplayConditionVariable();
+
 		/* look at the replay position until it moves */
 		for (;;)
 		{
 			XLogRecPtr	replay = GetXLogReplayRecPtr(NULL);
+			TimestampTz now = GetCurrentTimestamp();
 
-			if (replay != w->seen_replay || !RecoveryInProgress())
+			if (!RecoveryInProgress() ||
+				(replay != w->seen_replay &&
+				 TimestampDifferenceExceeds(w->checked_at, now, STANDBY_POLL_MS)))
 			{
 				w->seen_replay = replay;
+				w->checked_at = now;
+				w->poll_ms = STANDBY_POLL_MS;
+				if (replayed != NULL)
+					ConditionVariableCancelSleep();
 				return true;
 			}
-			left = (long) ((w->deadline - GetCurrentTimestamp()) / 1000);
+			left = (long) ((w->deadline - now) / 1000);
 			if (left <= 0)
+			{
+				if (replayed != NULL)
+					ConditionVariableCancelSleep();
 				return false;
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 Min(left, STANDBY_POLL_MS), PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
+			}
+			if (replayed != NULL && replay == w->seen_replay)
+				(void) ConditionVariableTimedSleep(replayed, Min(left, 100),
+												   PG_WAIT_EXTENSION);
+			else
+			{
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 Min(left, w->poll_ms), PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				if (replay == w->seen_replay)
+					w->poll_ms = Min(w->poll_ms * 2, STANDBY_POLL_MAX_MS);
+			}
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
@@ -269,6 +300,8 @@ WaitFor(Waiter *w)
 
 	w->standby = RecoveryInProgress();
 	w->seen_replay = w->standby ? GetXLogReplayRecPtr(NULL) : InvalidXLogRecPtr;
+	w->checked_at = GetCurrentTimestamp();
+	w->poll_ms = STANDBY_POLL_MS;
 	for (;;)
 	{
 		outcome = Check(w);
@@ -359,6 +392,40 @@ projections_wait(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Wait until this server has replayed lsn (at once on a primary); false at
+ * the deadline.
+ */
+static bool
+WaitForReplay(XLogRecPtr lsn, TimestampTz deadline)
+{
+	ConditionVariable *replayed = ProjReplayConditionVariable();
+	bool		result = true;
+
+	while (RecoveryInProgress() && GetXLogReplayRecPtr(NULL) < lsn)
+	{
+		long		left = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+
+		if (left <= 0)
+		{
+			result = false;
+			break;
+		}
+		if (replayed != NULL)
+			(void) ConditionVariableTimedSleep(replayed, Min(left, 100), PG_WAIT_EXTENSION);
+		else
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(left, STANDBY_POLL_MS), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (replayed != NULL)
+		ConditionVariableCancelSleep();
+	return result;
+}
+
+/*
  * projections.wait_for_lsn(lsn, name, timeout): read-your-writes without a
  * position.  After writing on the primary, an application takes
  * pg_current_wal_insert_lsn(); on a standby, this waits until replay has
@@ -384,17 +451,8 @@ projections_wait_for_lsn(PG_FUNCTION_ARGS)
 	(void) ProjExtGet(false);
 
 	/* the application's writes first */
-	while (RecoveryInProgress() && GetXLogReplayRecPtr(NULL) < lsn)
-	{
-		long		left = (long) ((deadline - GetCurrentTimestamp()) / 1000);
-
-		if (left <= 0)
-			PG_RETURN_BOOL(false);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Min(left, STANDBY_POLL_MS), PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
+	if (!WaitForReplay(lsn, deadline))
+		PG_RETURN_BOOL(false);
 
 	/* then the projections */
 	if (!PG_ARGISNULL(1))
