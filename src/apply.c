@@ -763,14 +763,62 @@ SaveProgress(ApplyState *st, bool rebuilding, bool activated)
 }
 
 /*
+ * A drained live model: the replay of a plain rebuild is over, and an inline
+ * projection that has caught up goes inline now (the last events applied
+ * while appends wait).  Returns whether it went inline; *rebuilding and
+ * *save are updated.
+ */
+static bool
+FinishLive(ApplyState *st, bool wait, bool *rebuilding, bool *save)
+{
+	if (!st->drained || st->failed)
+		return false;
+	if (*rebuilding)
+	{
+		*rebuilding = false;
+		*save = true;
+	}
+	if (!st->def->is_inline || !ProjInlineLockForSwitch(st->def->name, wait))
+		return false;
+	st->horizon = PG_INT64_MAX;
+	st->latest = true;
+	ApplyWithPolicy(st, PG_INT64_MAX);
+	if (st->failed)
+		return false;
+	*save = true;
+	return true;
+}
+
+/*
+ * Load a model to apply: false when there is nothing to do (no such
+ * projection, not active, already inline, no rebuild under way).
+ */
+static bool
+LoadModel(const char *name, ProjTarget target, ProjApplyCaller caller,
+		  ProjectionDef *def)
+{
+	if (!ProjCatalogLoad(name, def))
+	{
+		if (caller == PROJ_CALLER_RUN)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("projection \"%s\" does not exist", name)));
+		return false;
+	}
+	if (target == PROJ_TARGET_LIVE)
+		return def->state == PROJ_STATE_ACTIVE && !def->inline_active;
+	return def->build_schema != NULL;
+}
+
+/*
  * Apply pending events of one projection's model in the current
  * transaction.
  *
- * The worker passes PROJ_CALLER_WORKER: one batch of projections.batch_size
- * events, and nothing at all if another process is applying the model.
- * run() passes PROJ_CALLER_RUN: wait for the model's lock, apply up to
- * max_events (all, if 0 or less).  An inline projection that has caught up
- * is switched on (inline.c).  The caller has an active snapshot.
+ * The worker passes PROJ_CALLER_WORKER: one batch, and nothing at all if
+ * another process is applying the model.  run() passes PROJ_CALLER_RUN:
+ * wait for the model's lock, apply up to max_events (all, if 0 or less).
+ * An inline projection that has caught up is switched on (inline.c).  The
+ * caller has an active snapshot.
  */
 void
 ProjApply(const char *name, ProjTarget target, ProjApplyCaller caller,
@@ -790,21 +838,10 @@ ProjApply(const char *name, ProjTarget target, ProjApplyCaller caller,
 		result->locked_out = true;
 		return;
 	}
-
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "projections apply",
 								ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);
-	if (!ProjCatalogLoad(name, &def))
-	{
-		if (caller == PROJ_CALLER_RUN)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("projection \"%s\" does not exist", name)));
-		goto done;
-	}
-	if (target == PROJ_TARGET_LIVE ?
-		(def.state != PROJ_STATE_ACTIVE || def.inline_active) :
-		def.build_schema == NULL)
+	if (!LoadModel(name, target, caller, &def))
 		goto done;
 	if (!InitState(&st, &def, target,
 				   target == PROJ_TARGET_BUILD ? def.build_schema : NULL, true, cxt))
@@ -817,38 +854,20 @@ ProjApply(const char *name, ProjTarget target, ProjApplyCaller caller,
 	st.horizon = ProjSafeKey(GetActiveSnapshot());
 	ApplyWithPolicy(&st, caller == PROJ_CALLER_WORKER ? BatchSize(&def) :
 					(max_events > 0 ? max_events : PG_INT64_MAX));
-
 	save = st.applied > 0 || st.skipped > 0;
 	if (MoveFrontierToHorizon(&st))
 		save = true;
 	rebuilding = def.rebuilding;
-	if (target == PROJ_TARGET_LIVE && st.drained && !st.failed && rebuilding)
-	{
-		rebuilding = false;
-		save = true;
-	}
-
-	/* an inline projection that has caught up goes inline now */
-	if (target == PROJ_TARGET_LIVE && st.drained && !st.failed && def.is_inline &&
-		ProjInlineLockForSwitch(name, caller == PROJ_CALLER_RUN))
-	{
-		st.horizon = PG_INT64_MAX;
-		st.latest = true;
-		ApplyWithPolicy(&st, PG_INT64_MAX);
-		if (!st.failed)
-		{
-			activated = true;
-			save = true;
-		}
-	}
-
+	if (target == PROJ_TARGET_LIVE)
+		activated = FinishLive(&st, caller == PROJ_CALLER_RUN, &rebuilding, &save);
 	if (save)
 		SaveProgress(&st, rebuilding, activated);
+
 	result->applied = st.applied;
 	result->more = !st.drained && !st.failed;
 	result->drained = st.drained && !st.failed;
 	result->failed = st.failed;
-	if (st.drained && !st.failed && !activated)
+	if (result->drained && !activated)
 		result->blocked = BlockedBehindHorizon(&st);
 	SPI_finish();
 
