@@ -99,13 +99,15 @@ is($new->safe_psql('shop', q{
                               FROM seen) s WHERE version <> n}),
     '0', 'in stream order');
 is($new->safe_psql('shop', q{
-        SELECT count(*) FROM (SELECT stream_id, count(*)::integer FROM projections.events GROUP BY 1
-                              EXCEPT SELECT stream_id, n FROM counts) d}),
-    '0', 'the async read model equals the fold');
+        WITH fold AS (SELECT stream_id, count(*)::integer AS n FROM projections.events GROUP BY 1)
+        SELECT count(*) FROM ((SELECT * FROM fold EXCEPT ALL SELECT stream_id, n FROM counts)
+                              UNION ALL (SELECT stream_id, n FROM counts EXCEPT ALL SELECT * FROM fold)) d}),
+    '0', 'the async read model equals the fold (both ways)');
 is($new->safe_psql('shop', q{
-        SELECT count(*) FROM (SELECT stream_id, count(*)::integer FROM projections.events GROUP BY 1
-                              EXCEPT SELECT stream_id, n FROM inline_counts) d}),
-    '0', 'the inline read model equals the fold');
+        WITH fold AS (SELECT stream_id, count(*)::integer AS n FROM projections.events GROUP BY 1)
+        SELECT count(*) FROM ((SELECT * FROM fold EXCEPT ALL SELECT stream_id, n FROM inline_counts)
+                              UNION ALL (SELECT stream_id, n FROM inline_counts EXCEPT ALL SELECT * FROM fold)) d}),
+    '0', 'the inline read model equals the fold (both ways)');
 like(slurp_file($new->logfile), qr/ordering keys moved forward/, 'the key offset moved forward once');
 
 $new->stop;
