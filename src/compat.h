@@ -70,6 +70,16 @@
 	pstmt, queryString, context, params, queryEnv, dest, qc
 #endif
 
+/* getIdentitySequence() takes the relation since 17 */
+#include "catalog/dependency.h"
+#if PG_VERSION_NUM >= 170000
+#define ProjIdentitySequence(rel, attnum) \
+	getIdentitySequence((rel), (attnum), false)
+#else
+#define ProjIdentitySequence(rel, attnum) \
+	getIdentitySequence(RelationGetRelid(rel), (attnum), false)
+#endif
+
 /* indnullsnotdistinct appeared in 15 */
 #if PG_VERSION_NUM >= 150000
 #define ProjIndexNullsNotDistinct(form) ((form)->indnullsnotdistinct)
@@ -83,6 +93,7 @@
  */
 #include "storage/condition_variable.h"
 #if PG_VERSION_NUM >= 160000
+#include "replication/walreceiver.h"
 #include "replication/walsender.h"
 #include "replication/walsender_private.h"
 #define ProjReplayConditionVariable() \

@@ -721,8 +721,8 @@ CatchUpIdentity(Relation live, Relation shadow)
 
 		if (!att->attidentity)
 			continue;
-		live_seq = getIdentitySequence(RelationGetRelid(live), att->attnum, false);
-		shadow_seq = getIdentitySequence(RelationGetRelid(shadow), att->attnum, false);
+		live_seq = ProjIdentitySequence(live, att->attnum);
+		shadow_seq = ProjIdentitySequence(shadow, att->attnum);
 		/* values the new model used must not be handed out again */
 		SPI_connect();
 		ProjRunDynamic(InvalidOid,

@@ -338,7 +338,7 @@ static void
 ProjProcessUtility(PROJ_UTILITY_ARGS)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	Oid			dboid = DatabaseToFree(parsetree);
+	volatile Oid dboid = DatabaseToFree(parsetree);
 	volatile bool suspended = false;
 
 	BeforeRoleCommand(parsetree);

@@ -116,7 +116,6 @@ static ProjStatement horizon_holder_stmt = {
 	"SELECT h.description FROM projections._horizon_holder() h", 0
 };
 
-static void WorkerExit(ProjWorkerState state) pg_attribute_noreturn();
 
 static void
 WorkerExit(ProjWorkerState state)
