@@ -1028,10 +1028,21 @@ ProjVerify(ProjectionDef *def, List *ignore, Tuplestorestate *result,
 	int64	   *missing = palloc0(sizeof(int64) * def->ntables);
 	int64	   *extra = palloc0(sizeof(int64) * def->ntables);
 	List	   *used = NIL;
+	char	  **cols = palloc(sizeof(char *) * def->ntables);
 	ListCell   *lc;
 	int			i;
 
 	CheckOnline(def, "verify()");
+
+	/* what is compared, and whether every ignored column exists */
+	for (i = 0; i < def->ntables; i++)
+		cols[i] = CompareColumns(def->tables[i], ignore, &used);
+	foreach(lc, ignore)
+		if (!list_member_ptr(used, lfirst(lc)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of ignore_columns is in none of the tables of projection \"%s\"",
+							(char *) lfirst(lc), def->name)));
 
 	/* the live model and its frontier, as of one snapshot */
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
@@ -1060,7 +1071,6 @@ ProjVerify(ProjectionDef *def, List *ignore, Tuplestorestate *result,
 		SPI_connect();
 		for (i = 0; i < def->ntables; i++)
 		{
-			char	   *cols = CompareColumns(def->tables[i], ignore, &used);
 			char	   *live = QualifiedName(def->tables[i]);
 			char	   *fresh = quote_qualified_identifier(schema, get_rel_name(def->tables[i]));
 			bool		isnull;
@@ -1070,7 +1080,8 @@ ProjVerify(ProjectionDef *def, List *ignore, Tuplestorestate *result,
 											" EXCEPT ALL SELECT %s FROM %s) d),"
 											" (SELECT count(*) FROM (SELECT %s FROM %s"
 											" EXCEPT ALL SELECT %s FROM %s) d)",
-											cols, fresh, cols, live, cols, live, cols, fresh),
+											cols[i], fresh, cols[i], live, cols[i], live,
+											cols[i], fresh),
 								   snapshot, 1);
 			missing[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 			extra[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -1098,13 +1109,6 @@ ProjVerify(ProjectionDef *def, List *ignore, Tuplestorestate *result,
 	}
 	PG_END_TRY();
 	UnregisterSnapshot(snapshot);
-
-	foreach(lc, ignore)
-		if (!list_member_ptr(used, lfirst(lc)))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("column \"%s\" of ignore_columns is in none of the tables of projection \"%s\"",
-							(char *) lfirst(lc), def->name)));
 
 	for (i = 0; i < def->ntables; i++)
 	{
