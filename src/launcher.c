@@ -196,12 +196,15 @@ TakeRequests(void)
 /*
  * Register a worker of a database: its slot in shared memory and its index
  * there (0 leads the database's workers).  The caller is notified when it
- * stops.  Returns false when no background worker slot is free.
+ * stops; the handle lives until the caller frees it.  Returns false when no
+ * background worker slot is free.
  */
 bool
 ProjRegisterWorker(Oid dboid, int slot, int index, BackgroundWorkerHandle **handle)
 {
 	BackgroundWorker bgw;
+	MemoryContext old;
+	bool		registered;
 
 	memset(&bgw, 0, sizeof(bgw));
 	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -216,7 +219,10 @@ ProjRegisterWorker(Oid dboid, int slot, int index, BackgroundWorkerHandle **hand
 	memcpy(bgw.bgw_extra, &slot, sizeof(int));
 	memcpy(bgw.bgw_extra + sizeof(int), &index, sizeof(int));
 	bgw.bgw_notify_pid = MyProcPid;
-	return RegisterDynamicBackgroundWorker(&bgw, handle);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	registered = RegisterDynamicBackgroundWorker(&bgw, handle);
+	MemoryContextSwitchTo(old);
+	return registered;
 }
 
 /*

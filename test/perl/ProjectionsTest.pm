@@ -6,7 +6,7 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 
-our @EXPORT = qw(preloaded_node $SEEN);
+our @EXPORT = qw(kill9_and_wait preloaded_node $SEEN);
 
 # A cluster with projections preloaded and a short poll interval, not yet
 # started; $conf is appended to postgresql.conf, %init goes to init().
@@ -409,6 +409,17 @@ sub poll_until
 	Test::More::diag("poll_until gave up after ${seconds}s: $sql\n"
 		  . "expected: $expected\nlast output: $out\nstderr: $err");
 	return 0;
+}
+
+# Kill a server process with SIGKILL and wait until the postmaster has
+# restarted everything (crash recovery): querying a server that is still
+# restarting can fail in the test harness itself.
+sub kill9_and_wait
+{
+	my ($node, $pid) = @_;
+	my $offset = -s $node->logfile;
+	kill 'KILL', $pid;
+	return $node->wait_for_log(qr/database system is ready to accept connections/, $offset);
 }
 
 1;

@@ -52,9 +52,7 @@ $node->safe_psql('postgres', q{SELECT projections.register('totals', 'fold(proje
 
 sub worker_pid
 {
-    return $node->safe_psql('postgres',
-        q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'projections worker'
-          AND datname = 'postgres'});
+    return $node->safe_psql('postgres', q{SELECT coalesce(pid::text, '') FROM projections._worker_status()});
 }
 
 sub applied
@@ -86,10 +84,9 @@ for my $round (1 .. 4)
     last if $pid eq '';
     $last = applied();
     last if $last >= $events;
-    kill 'KILL', $pid;
-    $kills++;
     # the postmaster restarts every process after a crash
-    $node->poll_query_until('postgres', 'SELECT 1', '1') or die "server did not come back";
+    kill9_and_wait($node, $pid) or die "server did not come back";
+    $kills++;
 }
 cmp_ok($kills, '>=', 3, 'the worker was killed during catch-up at least three times');
 

