@@ -649,6 +649,12 @@ PairIndexes(Relation live, Relation shadow, char **why)
 	ListCell   *lc;
 	int			i;
 
+	if (live->rd_rel->relkind != RELKIND_RELATION ||
+		shadow->rd_rel->relkind != RELKIND_RELATION)
+	{
+		*why = "it or its new table is not an ordinary table";
+		return NIL;
+	}
 	if (d1->natts != d2->natts ||
 		live->rd_rel->relpersistence != shadow->rd_rel->relpersistence ||
 		OidIsValid(live->rd_rel->reltoastrelid) != OidIsValid(shadow->rd_rel->reltoastrelid))
