@@ -2,7 +2,7 @@
  *
  * compat.h
  *	  Differences between the PostgreSQL major versions projections builds
- *	  against (13 to 17), kept in one place.
+ *	  against (13 to 18), kept in one place.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,6 +16,9 @@
 
 /* object_ownercheck() and object_aclcheck() replaced the per-class checks */
 #if PG_VERSION_NUM >= 160000
+/* the class ids they take (18's headers no longer bring them in) */
+#include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
 #define ProjRelationOwnerCheck(relid, roleid) \
 	object_ownercheck(RelationRelationId, (relid), (roleid))
 #define ProjProcedureAclCheck(procid, roleid, mode) \
@@ -25,6 +28,14 @@
 	pg_class_ownercheck((relid), (roleid))
 #define ProjProcedureAclCheck(procid, roleid, mode) \
 	pg_proc_aclcheck((procid), (roleid), (mode))
+#endif
+
+/*
+ * pg_noreturn, placed before a declaration, replaced pg_attribute_noreturn(),
+ * placed after it, in 18
+ */
+#ifndef pg_noreturn
+#define pg_noreturn pg_attribute_noreturn()
 #endif
 
 /* MarkGUCPrefixReserved() appeared in 15 */

@@ -74,8 +74,8 @@ static TransactionId stall_xid = InvalidTransactionId;
 static TimestampTz stall_since = 0;
 static bool stall_warned = false;
 
-static void WorkerExit(ProjWorkerState state) pg_attribute_noreturn();
-static void ExtensionGone(void) pg_attribute_noreturn();
+pg_noreturn static void WorkerExit(ProjWorkerState state);
+pg_noreturn static void ExtensionGone(void);
 
 static void
 WorkerDetach(int code, Datum arg)
