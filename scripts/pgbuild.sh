@@ -209,7 +209,7 @@ for f in "$pgxs/src/makefiles/pgxs.mk" "$pgxs/src/test/regress/pg_regress" \
     "$("$pg_config" --bindir)/pg_upgrade" "$("$pg_config" --bindir)/pgbench"; do
     [ -e "$f" ] || fail "missing after the install: $f"
 done
-grep -q '^enable_tap_tests *= *yes' "$pgxs/src/Makefile.global" || fail "TAP tests are not enabled in $pgxs"
+grep -qE '^enable_tap_tests[[:space:]]*=[[:space:]]*yes' "$pgxs/src/Makefile.global" || fail "TAP tests are not enabled in $pgxs"
 
 {
     echo "$want"
