@@ -137,9 +137,9 @@ scan_logs() {
         [ -n "$hits" ] || continue
         found=1
         echo "!! $rel:"
-        printf '%s\n' "$hits" | head -n 20 | sed 's/^/   /'
-        # the lines after each trap: what the process was doing
-        grep -n -A 4 'TRAP:' "$f" | head -n 30 | sed 's/^/   /' || true
+        printf '%s\n' "$hits" | grep -v 'TRAP:' | head -n 20 | sed 's/^/   /' || true
+        # each trap with the lines after it: what the process was doing
+        grep -n -A 4 'TRAP:' "$f" | head -n 40 | sed 's/^/   /' || true
     done < <(find "$work/tmp_check/log" "$logs" "$work/tmp_check_regress" "$work/tmp_check_iso" \
                  -type f \( -name '*.log' -o -name 'postmaster*' \) ! -name 'regress_log_*' -print0 2>/dev/null)
     return $found
