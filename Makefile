@@ -20,7 +20,7 @@ ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=$(srcdir)/test/regr
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-EXTRA_CLEAN = tmp_check tmp_check_regress tmp_check_iso output_iso
+EXTRA_CLEAN = tmp_check tmp_check_regress tmp_check_iso output_iso $(EXTENSION)-*.zip
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -44,3 +44,15 @@ isolationcheck:
 	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
 tapcheck:
 	$(prove_installcheck)
+
+# PGXN: $(EXTENSION)-VERSION.zip of the committed tree (git archive, so it
+# works from a clean clone and holds nothing that is not committed), VERSION
+# from the committed META.json; scripts/pgxn_meta.py validates it
+DIST_VERSION = $(shell cd $(srcdir) && git show HEAD:META.json 2>/dev/null | \
+	perl -MJSON::PP -0777 -ne 'print decode_json($$_)->{version}')
+.PHONY: dist
+dist:
+	@test -n "$(DIST_VERSION)" || \
+		{ echo "make dist: no version in the committed META.json (not a git clone?)" >&2; exit 1; }
+	cd $(srcdir) && git archive --format=zip --prefix=$(EXTENSION)-$(DIST_VERSION)/ \
+		-o $(CURDIR)/$(EXTENSION)-$(DIST_VERSION).zip HEAD

@@ -106,6 +106,10 @@ cleanup() {
     if [ -f "$dir/data/postmaster.pid" ]; then
         as_server_user "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
     fi
+    # for scripts/test.sh, which searches every server log for crashes
+    if [ -n "${PROJECTIONS_LOG_DIR:-}" ] && [ -f "$dir/server.log" ]; then
+        cp "$dir/server.log" "$PROJECTIONS_LOG_DIR/bench.log" || true
+    fi
     if [ $keep -eq 1 ]; then
         echo "== kept $dir"
     else

@@ -11,19 +11,34 @@ as_root() {
 }
 
 # install the Debian packages that are missing
-ensure_packages() {
-    local wanted=(make gcc "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "$@")
+ensure_debs() {
     local missing=() pkg
-    for pkg in "${wanted[@]}"; do
+    for pkg in "$@"; do
         case "$pkg" in
             make|gcc) command -v "$pkg" >/dev/null 2>&1 && continue ;;
         esac
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     if [ ${#missing[@]} -gt 0 ]; then
-        echo "== installing from Debian: ${missing[*]}"
+        echo "== installing from Debian: ${missing[*]}" >&2
         as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# the same, with the server and its development files for PG_MAJOR
+ensure_packages() {
+    ensure_debs make gcc "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "$@"
+}
+
+# where scripts/pgbuild.sh keeps the PostgreSQL versions it builds
+pg_cache_dir() {
+    if [ -n "${PROJECTIONS_PG_CACHE:-}" ]; then
+        echo "$PROJECTIONS_PG_CACHE"
+    elif [ "$(id -u)" -eq 0 ]; then
+        echo /var/cache/projections-pg
+    else
+        echo "${XDG_CACHE_HOME:-$HOME/.cache}/projections-pg"
     fi
 }
 
@@ -33,7 +48,12 @@ build_and_install() {
     make -s clean PG_CONFIG="$PG_CONFIG" >/dev/null
     make -s PG_CONFIG="$PG_CONFIG" \
         PG_CFLAGS='-Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers'
-    as_root make -s install PG_CONFIG="$PG_CONFIG" >/dev/null
+    # into a server of one's own (a private build) without root
+    if [ -w "$("$PG_CONFIG" --pkglibdir)" ] && [ -w "$("$PG_CONFIG" --sharedir)/extension" ]; then
+        make -s install PG_CONFIG="$PG_CONFIG" >/dev/null
+    else
+        as_root make -s install PG_CONFIG="$PG_CONFIG" >/dev/null
+    fi
 }
 
 # the unprivileged user that runs servers (initdb refuses root)

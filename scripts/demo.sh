@@ -59,6 +59,10 @@ cleanup() {
         as_server_user "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
         running=
     fi
+    # for scripts/test.sh, which searches every server log for crashes
+    if [ -z "$running" ] && [ -n "${PROJECTIONS_LOG_DIR:-}" ] && [ -f "$dir/log" ]; then
+        cp "$dir/log" "$PROJECTIONS_LOG_DIR/demo.log" || true
+    fi
     if [ -z "$running" ]; then
         rm -rf "$dir"
     fi

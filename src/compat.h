@@ -16,6 +16,9 @@
 
 /* object_ownercheck() and object_aclcheck() replaced the per-class checks */
 #if PG_VERSION_NUM >= 160000
+/* the class ids they take (18's headers no longer bring them in) */
+#include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
 #define ProjRelationOwnerCheck(relid, roleid) \
 	object_ownercheck(RelationRelationId, (relid), (roleid))
 #define ProjProcedureAclCheck(procid, roleid, mode) \
@@ -35,6 +38,14 @@
 #include "catalog/pg_database.h"
 #ifndef DATCONNLIMIT_INVALID_DB
 #define DATCONNLIMIT_INVALID_DB -2
+#endif
+
+/*
+ * pg_noreturn, placed before a declaration, replaced pg_attribute_noreturn(),
+ * placed after it, in 18
+ */
+#ifndef pg_noreturn
+#define pg_noreturn pg_attribute_noreturn()
 #endif
 
 /* MarkGUCPrefixReserved() appeared in 15 */

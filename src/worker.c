@@ -116,6 +116,8 @@ static ProjStatement horizon_holder_stmt = {
 	"SELECT h.description FROM projections._horizon_holder() h", 0
 };
 
+pg_noreturn static void WorkerExit(ProjWorkerState state);
+pg_noreturn static void ExtensionGone(void);
 
 static void
 WorkerExit(ProjWorkerState state)

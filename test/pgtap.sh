@@ -2,15 +2,21 @@
 # Runs the pgTAP tests (test/pgtap/*.sql) through pg_prove on a throwaway
 # cluster started with the worker preloaded but off (test/regress.conf):
 # tests drive projections with projections.run().  Each file gets a fresh database
-# with pgtap and projections installed.  The cluster is always stopped.
+# with pgtap and projections installed.  The cluster is always stopped; its
+# log is copied to $PROJECTIONS_LOG_DIR/pgtap.log when that is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_CONFIG=${PG_CONFIG:-pg_config}
 bindir=$("$PG_CONFIG" --bindir)
+# pg_prove runs the psql of the server under test
+export PATH="$bindir:$PATH"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/projections-pgtap.XXXXXX")
 port=$((20000 + RANDOM % 20000))
 stop() {
     "$bindir/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    if [ -n "${PROJECTIONS_LOG_DIR:-}" ] && [ -f "$dir/log" ]; then
+        cp "$dir/log" "$PROJECTIONS_LOG_DIR/pgtap.log" || true
+    fi
     rm -rf "$dir"
 }
 trap stop EXIT
