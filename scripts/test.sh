@@ -124,15 +124,15 @@ if [ $packaged -eq 1 ]; then
 fi
 
 # Assertion failures and crashes in any server log fail the run, even if the
-# test that caused them passed.  The one exception: 010_crash_recovery kills
-# the worker with SIGKILL on purpose.
+# test that caused them passed.  The exceptions: 010_crash_recovery and
+# 091_online_rebuild_crash kill the worker with SIGKILL on purpose.
 scan_logs() {
     local found=0 f rel hits
     while IFS= read -r -d '' f; do
         rel=${f#"$work"/}
         hits=$(grep -nE 'TRAP:|PANIC:|terminated by signal|terminated by exception|server process .* was terminated' "$f" || true)
         case "$(basename "$f")" in
-            010_crash_recovery_*) hits=$(printf '%s\n' "$hits" | grep -v 'was terminated by signal 9: Killed' || true) ;;
+            010_crash_recovery_*|091_online_rebuild_crash_*) hits=$(printf '%s\n' "$hits" | grep -v 'was terminated by signal 9: Killed' || true) ;;
         esac
         [ -n "$hits" ] || continue
         found=1
