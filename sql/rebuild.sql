@@ -203,6 +203,61 @@ SELECT sum(n) = (SELECT count(*) FROM projections.events) AS rebuilt FROM shop.c
 SELECT projections.append('acct-1', 'Booked', '{"amount": 1}') > 0 AS appended;
 SELECT sum(n) = (SELECT count(*) FROM projections.events) AS still_inline FROM shop.counts;
 
+-- a run() in a transaction that has written the live model does not
+-- advance a rebuild (a handler's write to the live model would go
+-- unnoticed); verify() there is refused
+SET client_min_messages = error;
+SELECT projections.rebuild('counts', online => true);
+RESET client_min_messages;
+BEGIN;
+SELECT projections.append('acct-2', 'Booked', '{"amount": 1}') > 0 AS appended;
+SELECT projections.run('counts');
+SELECT rebuild_position IS NOT NULL AS still_rebuilding FROM projections.status WHERE name = 'counts';
+SELECT try($$SELECT * FROM projections.verify('counts')$$);
+ROLLBACK;
+SELECT projections.run('counts');
+SELECT rebuild_position IS NULL AS exchanged FROM projections.status WHERE name = 'counts';
+
+-- expression indexes and check constraints come along with the new model
+CREATE INDEX counts_lower_idx ON shop.counts (lower(account)) WHERE n > 0;
+ALTER TABLE shop.counts ADD CONSTRAINT counts_n_positive CHECK (n > 0);
+UPDATE shop.counts SET n = n + 1000;
+SET client_min_messages = error;
+SELECT projections.rebuild('counts', online => true);
+RESET client_min_messages;
+SELECT projections.run('counts');
+SELECT rebuild_position IS NULL AS done, last_error FROM projections.status WHERE name = 'counts';
+SELECT sum(n) = (SELECT count(*) FROM projections.events) AS rebuilt FROM shop.counts;
+
+-- a constraint added to the live table during the build was not checked
+-- on the new rows: the exchange is cancelled, the live model kept
+UPDATE shop.counts SET n = n + 1000;
+SET client_min_messages = error;
+SELECT projections.rebuild('counts', online => true);
+RESET client_min_messages;
+ALTER TABLE shop.counts ADD CONSTRAINT counts_n_big CHECK (n > 500) NOT VALID;
+SELECT projections.run('counts');
+SELECT rebuild_position IS NULL AS stopped, last_error FROM projections.status WHERE name = 'counts';
+SELECT sum(n) > (SELECT count(*) FROM projections.events) + 1000 AS live_kept FROM shop.counts;
+ALTER TABLE shop.counts DROP CONSTRAINT counts_n_big;
+
+-- foreign keys of the tables' own would not be checked on the new rows
+CREATE TABLE shop.accounts (account text PRIMARY KEY);
+INSERT INTO shop.accounts SELECT account FROM shop.counts;
+ALTER TABLE shop.counts ADD CONSTRAINT counts_account_fkey
+    FOREIGN KEY (account) REFERENCES shop.accounts;
+SELECT try($$SELECT projections.rebuild('counts', online => true)$$);
+ALTER TABLE shop.counts DROP CONSTRAINT counts_account_fkey;
+
+-- a projection paused during an online rebuild stays paused after the exchange
+SET client_min_messages = error;
+SELECT projections.rebuild('counts', online => true);
+SELECT projections.pause('counts');
+SELECT projections.run('counts');
+RESET client_min_messages;
+SELECT state, rebuild_position IS NULL AS exchanged FROM projections.status WHERE name = 'counts';
+SELECT projections.resume('counts');
+
 -- unregister and DROP EXTENSION take a half-built model along
 SET client_min_messages = error;
 SELECT projections.rebuild('counts', online => true);

@@ -239,6 +239,15 @@ ApplyNext(const char *name, bool is_inline)
 									name));
 }
 
+static void
+DuplicateName(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_OBJECT),
+			 errmsg("projection \"%s\" already exists", name),
+			 errhint("Choose another name, or unregister the existing projection first.")));
+}
+
 /*
  * projections.register(name, handler, event_types, mode, reset, on_error,
  *						tables)
@@ -255,6 +264,7 @@ projections_register(PG_FUNCTION_ARGS)
 	Datum		tables = (Datum) 0;
 	bool		batch;
 	char	   *reset_signature = NULL;
+	ProjectionDef existing;
 
 	ProjRequireCurrentVersion();
 	if (PG_ARGISNULL(1))
@@ -273,6 +283,9 @@ projections_register(PG_FUNCTION_ARGS)
 	if (PG_NARGS() > 6 && !PG_ARGISNULL(6))
 		tables = ProjCheckTables(PG_GETARG_DATUM(6), caller);
 
+	/* (a taken name is refused before waiting for its lock) */
+	if (ProjCatalogLoad(name, &existing))
+		DuplicateName(name);
 	(void) ProjCatalogLock(name, PROJ_TARGET_LIVE, true);
 	ProjNoteCatalogChange();
 	if (!ProjCatalogInsert(name, format_procedure_qualified(handler),
@@ -282,10 +295,7 @@ projections_register(PG_FUNCTION_ARGS)
 						   strcmp(on_error, "skip") == 0, batch, caller,
 						   GetConfigOption("search_path", false, false),
 						   tables, tables != (Datum) 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("projection \"%s\" already exists", name),
-				 errhint("Choose another name, or unregister the existing projection first.")));
+		DuplicateName(name);
 
 	ApplyNext(name, strcmp(mode, "inline") == 0);
 	PG_RETURN_VOID();
@@ -524,7 +534,12 @@ projections_run(PG_FUNCTION_ARGS)
 	def = ProjCatalogLoadOrError(name);
 	ProjCatalogCheckOwner(def);
 
-	if (def->build_schema != NULL)
+	if (def->build_schema != NULL && ProjModelWrittenHere(def))
+		ereport(NOTICE,
+				(errmsg("the online rebuild of projection \"%s\" was not advanced", name),
+				 errdetail("This transaction has written its read model."),
+				 errhint("Call projections.run() in a transaction of its own to advance it.")));
+	else if (def->build_schema != NULL)
 		while (ProjRebuildStep(name, true, &built))
 			;
 	if (def->state != PROJ_STATE_ACTIVE)

@@ -286,7 +286,7 @@ CallBatch(ApplyState *st, SPITupleTable *tuptable, uint64 n, int64 *done)
  * own and the shadow model's.
  */
 static List *
-TablesLockedForWrite(ApplyState *st)
+TablesLockedForWrite(Oid shadow_nsp)
 {
 	const ProjExtInfo *ext = ProjExtGet(false);
 	LockData   *locks = GetLockStatusData();
@@ -309,13 +309,32 @@ TablesLockedForWrite(ApplyState *st)
 		if ((relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE &&
 			 relkind != RELKIND_MATVIEW) ||
 			get_rel_persistence(relid) == RELPERSISTENCE_TEMP ||
-			get_rel_namespace(relid) == st->shadow_nsp ||
+			get_rel_namespace(relid) == shadow_nsp ||
 			get_rel_namespace(relid) == ext->schema_oid ||
 			relid < FirstNormalObjectId)
 			continue;
 		relids = list_append_unique_oid(relids, relid);
 	}
+	pfree(locks->locks);
+	pfree(locks);
 	return relids;
+}
+
+/*
+ * Whether this transaction holds a lock on one of the projection's tables
+ * that allows writing it (it may have written it).
+ */
+bool
+ProjModelWrittenHere(const ProjectionDef *def)
+{
+	List	   *locked = TablesLockedForWrite(InvalidOid);
+	bool		written = false;
+	int			i;
+
+	for (i = 0; i < def->ntables && !written; i++)
+		written = list_member_oid(locked, def->tables[i]);
+	list_free(locked);
+	return written;
 }
 
 /*
@@ -331,7 +350,7 @@ CheckConfined(ApplyState *st)
 
 	if (!OidIsValid(st->shadow_nsp))
 		return;
-	now = TablesLockedForWrite(st);
+	now = TablesLockedForWrite(st->shadow_nsp);
 	foreach(lc, now)
 	{
 		Oid			relid = lfirst_oid(lc);
@@ -339,6 +358,7 @@ CheckConfined(ApplyState *st)
 		if (list_member_oid(st->baseline, relid))
 			continue;
 		st->escaped = true;
+		list_free(now);
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("handler of projection \"%s\" wrote to table %s outside the model being rebuilt",
@@ -349,6 +369,7 @@ CheckConfined(ApplyState *st)
 				 errhint("Write the handler with unqualified table names, declare every table it "
 						 "writes with projections.set_tables(), or use a plain rebuild.")));
 	}
+	list_free(now);
 }
 
 /*
@@ -457,6 +478,27 @@ TryApply(ApplyState *st, int64 limit, FailedEvent *fail)
 	return ok;
 }
 
+/* Free what a failure holds (in the state's long-lived context). */
+static void
+ForgetFailure(FailedEvent *fail)
+{
+	if (fail->edata != NULL)
+		FreeErrorData(fail->edata);
+	if (fail->stream_id != NULL)
+		pfree(fail->stream_id);
+	if (fail->event_type != NULL)
+		pfree(fail->event_type);
+	memset(fail, 0, sizeof(*fail));
+}
+
+/* A newer failure replaces an older one. */
+static void
+ReplaceFailure(FailedEvent *fail, FailedEvent *again)
+{
+	ForgetFailure(fail);
+	*fail = *again;
+}
+
 /* A failure that is not the event's: let it propagate. */
 static void
 RethrowUnlessEvents(FailedEvent *fail)
@@ -485,7 +527,7 @@ ApplyBeforeFailure(ApplyState *st, FailedEvent *fail)
 		if (TryApply(st, fail->index, &again))
 			break;
 		RethrowUnlessEvents(&again);
-		*fail = again;
+		ReplaceFailure(fail, &again);
 	}
 
 	/* halve the failing call until one event is left */
@@ -499,7 +541,7 @@ ApplyBeforeFailure(ApplyState *st, FailedEvent *fail)
 		else
 		{
 			RethrowUnlessEvents(&again);
-			*fail = again;
+			ReplaceFailure(fail, &again);
 			n = half;
 		}
 	}
@@ -509,7 +551,7 @@ ApplyBeforeFailure(ApplyState *st, FailedEvent *fail)
 		if (TryApply(st, 1, &again))
 			return false;
 		RethrowUnlessEvents(&again);
-		*fail = again;
+		ReplaceFailure(fail, &again);
 	}
 	return true;
 }
@@ -534,6 +576,7 @@ SkipEvent(ApplyState *st, FailedEvent *fail)
 	}
 	st->f.key = fail->key;
 	st->f.pos = fail->position;
+	st->f.position = fail->position;
 	st->skipped++;
 }
 
@@ -609,12 +652,14 @@ ApplyWithPolicy(ApplyState *st, int64 limit)
 		if (!ApplyBeforeFailure(st, &fail))
 		{
 			remaining -= st->applied - before;
+			ForgetFailure(&fail);
 			continue;
 		}
 		remaining -= st->applied - before;
 		if (st->def->skip_on_error)
 		{
 			SkipEvent(st, &fail);
+			ForgetFailure(&fail);
 			remaining--;
 			st->drained = false;
 		}
@@ -734,8 +779,17 @@ InitState(ApplyState *st, ProjectionDef *def, ProjTarget target,
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
 		st->shadow_nsp = get_namespace_oid(schema, false);
-		st->baseline = TablesLockedForWrite(st);
+		st->baseline = TablesLockedForWrite(st->shadow_nsp);
 		MemoryContextSwitchTo(old);
+		/* a write to a table locked already would go unnoticed */
+		if (ProjModelWrittenHere(def))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("this transaction has written the read model of projection \"%s\"",
+							def->name),
+					 errdetail("A new model is built beside the live one only in a transaction "
+							   "that has not written the live one."),
+					 errhint("Call it in a transaction of its own.")));
 	}
 	return true;
 }

@@ -33,6 +33,7 @@ extern void ProjApply(const char *name, ProjTarget target, ProjApplyCaller calle
 					  int64 max_events, ProjApplyResult *result);
 extern void ProjApplyAll(ProjectionDef *def, ProjTarget target, const char *schema,
 						 int64 horizon, bool latest, ProjApplyResult *result);
+extern bool ProjModelWrittenHere(const ProjectionDef *def);
 extern int64 ProjApplyScratch(ProjectionDef *def, const char *schema, Snapshot snapshot,
 							  bool inline_all, int64 upto_key, int64 upto_pos);
 

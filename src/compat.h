@@ -91,6 +91,13 @@
 	getIdentitySequence(RelationGetRelid(rel), (attnum), false)
 #endif
 
+/* check constraints could be NOT ENFORCED from 18 on */
+#if PG_VERSION_NUM >= 180000
+#define ProjCheckEnforced(check) ((check)->ccenforced)
+#else
+#define ProjCheckEnforced(check) true
+#endif
+
 /* indnullsnotdistinct appeared in 15 */
 #if PG_VERSION_NUM >= 150000
 #define ProjIndexNullsNotDistinct(form) ((form)->indnullsnotdistinct)

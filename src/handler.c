@@ -64,6 +64,8 @@ static HTAB *func_cache = NULL;
 static TimeoutId handler_timeout_id = MAX_TIMEOUTS;
 static volatile sig_atomic_t timeout_fired = false;
 static bool last_call_timed_out = false;
+/* when the running call's time is up (0: no call, or no limit) */
+static TimestampTz handler_deadline = 0;
 
 static uint32
 SignatureHash(const void *key, Size keysize)
@@ -284,7 +286,21 @@ CallBounded(ProjCall *call, int nargs, Datum arg)
 	int			saved_sec;
 	int			saved_writes;
 	int			level;
-	bool		timed = proj_handler_timeout_ms > 0;
+	TimestampTz outer_deadline = handler_deadline;
+	bool		timed;
+
+	/*
+	 * A call inside another (an inline handler that appends) ends by the
+	 * outer call's deadline at the latest, and gives it back when it ends.
+	 */
+	handler_deadline = 0;
+	if (proj_handler_timeout_ms > 0)
+		handler_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   proj_handler_timeout_ms);
+	if (outer_deadline != 0 &&
+		(handler_deadline == 0 || outer_deadline < handler_deadline))
+		handler_deadline = outer_deadline;
+	timed = handler_deadline != 0;
 
 	last_call_timed_out = false;
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
@@ -301,7 +317,7 @@ CallBounded(ProjCall *call, int nargs, Datum arg)
 		if (handler_timeout_id == MAX_TIMEOUTS)
 			handler_timeout_id = RegisterTimeout(USER_TIMEOUT, HandlerTimeoutHandler);
 		timeout_fired = false;
-		enable_timeout_after(handler_timeout_id, proj_handler_timeout_ms);
+		enable_timeout_at(handler_timeout_id, handler_deadline);
 	}
 
 	PG_TRY();
@@ -320,6 +336,10 @@ CallBounded(ProjCall *call, int nargs, Datum arg)
 
 		if (timed)
 			disable_timeout(handler_timeout_id, false);
+		handler_deadline = outer_deadline;
+		/* (an outer call that catches the error keeps its time limit) */
+		if (outer_deadline != 0 && outer_deadline > GetCurrentTimestamp() && !timeout_fired)
+			enable_timeout_at(handler_timeout_id, outer_deadline);
 		ProjResumeInternalWrites(saved_writes);
 		if (!timed || !timeout_fired)
 			PG_RE_THROW();
@@ -350,6 +370,10 @@ CallBounded(ProjCall *call, int nargs, Datum arg)
 			timeout_fired = false;
 			QueryCancelPending = false;
 		}
+		/* the outer call's limit again (already past: it is cancelled) */
+		handler_deadline = outer_deadline;
+		if (outer_deadline != 0)
+			enable_timeout_at(handler_timeout_id, outer_deadline);
 	}
 	ProjResumeInternalWrites(saved_writes);
 	AtEOXact_GUC(false, level);

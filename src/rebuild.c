@@ -276,6 +276,17 @@ CheckRebuildableTable(Oid relid)
 	table_close(rel, AccessShareLock);
 }
 
+/* Whether a table has foreign keys of its own (pointing at other tables). */
+static bool
+TableHasForeignKeys(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	bool		has = RelationGetFKeyList(rel) != NIL;
+
+	table_close(rel, AccessShareLock);
+	return has;
+}
+
 /*
  * Check that a projection's model can be built beside the live one: tables
  * declared, rebuildable, and a handler that reaches them by search_path.
@@ -369,10 +380,11 @@ ReloptionsClause(Oid relid)
 /*
  * Create a schema with an empty copy of each of the projection's tables,
  * owned by the projection's owner, members of the extension.  Returns the
- * schema's name.
+ * schema's name, and the new tables' OIDs in *relids (in the order of
+ * def->tables) when relids is not NULL.
  */
 static char *
-CreateShadow(ProjectionDef *def)
+CreateShadow(ProjectionDef *def, Oid **relids)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	char	   *schema;
@@ -411,11 +423,56 @@ CreateShadow(ProjectionDef *def)
 
 	nsp = get_namespace_oid(schema, false);
 	AddToExtension(NamespaceRelationId, nsp);
+	if (relids != NULL)
+		*relids = palloc(sizeof(Oid) * Max(def->ntables, 1));
 	for (i = 0; i < def->ntables; i++)
-		AddToExtension(RelationRelationId,
-					   get_relname_relid(get_rel_name(def->tables[i]), nsp));
+	{
+		Oid			relid = get_relname_relid(get_rel_name(def->tables[i]), nsp);
+
+		AddToExtension(RelationRelationId, relid);
+		if (relids != NULL)
+			(*relids)[i] = relid;
+	}
 	CommandCounterIncrement();
 	return schema;
+}
+
+/*
+ * Whether relid is still a table this extension created for a new model in
+ * schema nsp, for owner: the schema is the owner's, so its handler could
+ * have renamed the table, or put (or, before PostgreSQL 16, turned)
+ * something else in its place.  Only the extension makes a member of
+ * itself.
+ */
+static bool
+IsShadowTable(Oid relid, Oid nsp, Oid owner)
+{
+	HeapTuple	tup;
+	bool		ok;
+
+	if (!OidIsValid(relid))
+		return false;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	ok = ((Form_pg_class) GETSTRUCT(tup))->relkind == RELKIND_RELATION &&
+		((Form_pg_class) GETSTRUCT(tup))->relnamespace == nsp &&
+		((Form_pg_class) GETSTRUCT(tup))->relowner == owner;
+	ReleaseSysCache(tup);
+	return ok &&
+		getExtensionOfObject(RelationRelationId, relid) == ProjExtGet(false)->extension_oid;
+}
+
+/* The shadow table of a live table in schema nsp, or InvalidOid. */
+static Oid
+ShadowTable(Oid live_relid, Oid nsp, Oid owner)
+{
+	Oid			relid;
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	relid = get_relname_relid(get_rel_name(live_relid), nsp);
+	return IsShadowTable(relid, nsp, owner) ? relid : InvalidOid;
 }
 
 /* Drop a shadow schema and everything in it (it is the extension's). */
@@ -442,6 +499,7 @@ void
 ProjRebuildStartOnline(ProjectionDef *def)
 {
 	char	   *schema;
+	int			i;
 
 	if (def->build_schema != NULL)
 		ereport(ERROR,
@@ -450,8 +508,16 @@ ProjRebuildStartOnline(ProjectionDef *def)
 				 errhint("Watch rebuild_position in projections.status, or call "
 						 "projections.cancel_rebuild(%s).", quote_literal_cstr(def->name))));
 	CheckOnline(def, "An online rebuild");
+	for (i = 0; i < def->ntables; i++)
+		if (TableHasForeignKeys(def->tables[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("table %s has foreign keys", get_rel_name(def->tables[i])),
+					 errdetail("An online rebuild exchanges the tables' storage: the new model's "
+							   "rows would not be checked against the table's foreign keys."),
+					 errhint("Use a plain rebuild, or drop the foreign keys.")));
 	(void) ProjCatalogLock(def->name, PROJ_TARGET_BUILD, true);
-	schema = CreateShadow(def);
+	schema = CreateShadow(def, NULL);
 	ProjCatalogStartBuild(def->name, schema);
 	ProjNoteCatalogChange();
 }
@@ -472,18 +538,26 @@ ProjRebuildCancel(ProjectionDef *def)
 	def->build_schema = NULL;
 }
 
-/* ANALYZE the shadow tables, so the exchanged tables carry statistics. */
+/*
+ * ANALYZE the shadow tables, as their owner, so the exchanged tables carry
+ * statistics.  (A table that is no longer the extension's is left alone:
+ * the exchange will refuse it.)
+ */
 static void
 AnalyzeShadow(ProjectionDef *def)
 {
+	Oid			nsp = get_namespace_oid(def->build_schema, true);
 	int			i;
 
 	SPI_connect();
 	for (i = 0; i < def->ntables; i++)
-		ProjRunDynamic(InvalidOid,
-					   psprintf("ANALYZE %s.%s", quote_identifier(def->build_schema),
-								quote_identifier(get_rel_name(def->tables[i]))),
-					   0, NULL, NULL, NULL, 0);
+	{
+		Oid			relid = ShadowTable(def->tables[i], nsp, def->owner);
+
+		if (OidIsValid(relid))
+			ProjRunDynamic(def->owner, psprintf("ANALYZE %s", QualifiedName(relid)),
+						   0, NULL, NULL, NULL, 0);
+	}
 	SPI_finish();
 }
 
@@ -581,6 +655,16 @@ SameVector(HeapTuple t1, HeapTuple t2, int attr, bool oids, int n)
 				  ((int2vector *) DatumGetPointer(d2))->values, sizeof(int16) * n) == 0;
 }
 
+/*
+ * Whether two stored expression trees are the same (equal() leaves out the
+ * parse locations, which a copy made by LIKE does not keep).
+ */
+static bool
+SameExpression(const char *e1, const char *e2)
+{
+	return equal(stringToNode(e1), stringToNode(e2));
+}
+
 /* Whether two pg_index tuples have the same expression tree in a column. */
 static bool
 SameTree(HeapTuple t1, HeapTuple t2, int attr)
@@ -592,7 +676,7 @@ SameTree(HeapTuple t1, HeapTuple t2, int attr)
 
 	if (null1 || null2)
 		return null1 == null2;
-	return strcmp(TextDatumGetCString(d1), TextDatumGetCString(d2)) == 0;
+	return SameExpression(TextDatumGetCString(d1), TextDatumGetCString(d2));
 }
 
 /*
@@ -634,6 +718,34 @@ SameIndex(Oid i1, Oid i2)
 }
 
 /*
+ * Whether every enforced check constraint of a live table is enforced on
+ * its shadow too (on one layout, the same expression is the same string):
+ * the new model's rows were checked on their way in.
+ */
+static bool
+ChecksCovered(TupleConstr *live, TupleConstr *shadow)
+{
+	int			i;
+	int			j;
+
+	if (live == NULL)
+		return true;
+	for (i = 0; i < live->num_check; i++)
+	{
+		bool		found = false;
+
+		if (!ProjCheckEnforced(&live->check[i]))
+			continue;
+		for (j = 0; shadow != NULL && j < shadow->num_check && !found; j++)
+			found = ProjCheckEnforced(&shadow->check[j]) &&
+				SameExpression(live->check[i].ccbin, shadow->check[j].ccbin);
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/*
  * Check that a shadow table has exactly the live table's layout (nobody
  * altered the live table during the rebuild) and pair their indexes.
  * Returns NULL when they do not match (the reason in *why).
@@ -669,11 +781,32 @@ PairIndexes(Relation live, Relation shadow, char **why)
 
 		if (a1->attisdropped || a2->attisdropped || a1->atttypid != a2->atttypid ||
 			a1->atttypmod != a2->atttypmod || a1->attcollation != a2->attcollation ||
+			a1->attgenerated != a2->attgenerated ||
 			strcmp(NameStr(a1->attname), NameStr(a2->attname)) != 0)
 		{
 			*why = "its columns changed";
 			return NIL;
 		}
+		if (a1->attnotnull && !a2->attnotnull)
+		{
+			*why = "its constraints changed";
+			return NIL;
+		}
+	}
+	if (live->rd_rel->relam != shadow->rd_rel->relam)
+	{
+		*why = "its access method changed";
+		return NIL;
+	}
+	if (RelationGetFKeyList(live) != NIL)
+	{
+		*why = "it has foreign keys";
+		return NIL;
+	}
+	if (!ChecksCovered(d1->constr, d2->constr))
+	{
+		*why = "its constraints changed";
+		return NIL;
 	}
 	live_indexes = RelationGetIndexList(live);
 	shadow_indexes = RelationGetIndexList(shadow);
@@ -714,7 +847,7 @@ PairIndexes(Relation live, Relation shadow, char **why)
 
 /* The identity sequences of a table's columns (attnum order). */
 static void
-CatchUpIdentity(Relation live, Relation shadow)
+CatchUpIdentity(Relation live, Relation shadow, Oid owner)
 {
 	TupleDesc	desc = RelationGetDescr(live);
 	int			i;
@@ -731,7 +864,7 @@ CatchUpIdentity(Relation live, Relation shadow)
 		shadow_seq = ProjIdentitySequence(shadow, att->attnum);
 		/* values the new model used must not be handed out again */
 		SPI_connect();
-		ProjRunDynamic(InvalidOid,
+		ProjRunDynamic(owner,
 					   psprintf("SELECT setval(%u::regclass, greatest("
 								"(SELECT s.last_value FROM %s s), (SELECT s.last_value FROM %s s)))",
 								live_seq, QualifiedName(live_seq), QualifiedName(shadow_seq)),
@@ -742,7 +875,7 @@ CatchUpIdentity(Relation live, Relation shadow)
 
 /* Exchange one live table with its shadow (both locked exclusively). */
 static void
-ExchangeTable(Oid live_relid, Oid shadow_relid, List *pairs)
+ExchangeTable(Oid live_relid, Oid shadow_relid, List *pairs, Oid owner)
 {
 	Relation	pg_class = table_open(RelationRelationId, RowExclusiveLock);
 	Relation	live = table_open(live_relid, NoLock);
@@ -751,7 +884,7 @@ ExchangeTable(Oid live_relid, Oid shadow_relid, List *pairs)
 	Oid			shadow_toast = shadow->rd_rel->reltoastrelid;
 	ListCell   *lc;
 
-	CatchUpIdentity(live, shadow);
+	CatchUpIdentity(live, shadow, owner);
 
 	/* the heaps, and the TOAST tables by link (their values name them) */
 	SwapStorage(pg_class, live_relid, shadow_relid, true);
@@ -848,7 +981,7 @@ Exchange(ProjectionDef *def, bool wait)
 	}
 
 	/* the live tables, then their shadows, in OID order */
-	nsp = get_namespace_oid(def->build_schema, false);
+	nsp = get_namespace_oid(def->build_schema, true);
 	live = palloc(sizeof(Oid) * n);
 	shadow = palloc(sizeof(Oid) * n);
 	pairs = palloc(sizeof(List *) * n);
@@ -868,9 +1001,9 @@ Exchange(ProjectionDef *def, bool wait)
 		Relation	s;
 		char	   *why = NULL;
 
-		shadow[i] = get_relname_relid(get_rel_name(live[i]), nsp);
+		shadow[i] = ShadowTable(live[i], nsp, def->owner);
 		if (!OidIsValid(shadow[i]))
-			why = "its new table is missing";
+			why = "its new table is missing or was replaced";
 		else
 		{
 			l = table_open(live[i], NoLock);
@@ -898,7 +1031,7 @@ Exchange(ProjectionDef *def, bool wait)
 	}
 
 	for (i = 0; i < n; i++)
-		ExchangeTable(live[i], shadow[i], pairs[i]);
+		ExchangeTable(live[i], shadow[i], pairs[i], def->owner);
 	DropShadow(def->build_schema);
 	for (i = 0; i < n; i++)
 		RenameToast(live[i]);
@@ -1069,19 +1202,33 @@ ProjVerify(ProjectionDef *def, List *ignore, Tuplestorestate *result,
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		char	   *schema = CreateShadow(def);
+		Oid		   *scratch;
+		char	   *schema = CreateShadow(def, &scratch);
+		Oid			nsp = get_namespace_oid(schema, false);
 
 		(void) ProjApplyScratch(def, schema, snapshot, inline_all, ck, cpos);
 		CommandCounterIncrement();
 
+		/*
+		 * Compare as the owner: the scratch schema is the owner's, and its
+		 * handler has just run there.
+		 */
 		SPI_connect();
 		for (i = 0; i < def->ntables; i++)
 		{
 			char	   *live = QualifiedName(def->tables[i]);
-			char	   *fresh = quote_qualified_identifier(schema, get_rel_name(def->tables[i]));
+			char	   *fresh;
 			bool		isnull;
 
-			ProjRunDynamicSnapshot(InvalidOid,
+			if (!IsShadowTable(scratch[i], nsp, def->owner))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("handler of projection \"%s\" replaced the scratch copy of table %s",
+								def->name, get_rel_name(def->tables[i])),
+						 errdetail("verify() compares the live model with the one the handler "
+								   "builds in a schema of its own; the handler must only write rows.")));
+			fresh = QualifiedName(scratch[i]);
+			ProjRunDynamicSnapshot(def->owner,
 								   psprintf("SELECT (SELECT count(*) FROM (SELECT %s FROM %s"
 											" EXCEPT ALL SELECT %s FROM %s) d),"
 											" (SELECT count(*) FROM (SELECT %s FROM %s"

@@ -279,7 +279,9 @@ EnterOwner(OwnerContext *oc, Oid role)
 						   SECURITY_RESTRICTED_OPERATION);
 	oc->guc_level = ProjPinSearchPath();
 	oc->writes = internal_writes;
-	internal_writes = oc->writes + 1;
+	/* (what runs as a projection's owner is not the extension's own) */
+	if (!OidIsValid(role))
+		internal_writes = oc->writes + 1;
 }
 
 static void

@@ -6,6 +6,8 @@
 # - an appender's temporary table does not capture an inline handler's writes;
 # - handlers and reset functions in a temporary schema are refused;
 # - projections.handler_timeout bounds a call in run();
+# - verify() and the exchange do not run what the handler puts in place of
+#   the new model's tables;
 # - hints quote the projection's name.
 use strict;
 use warnings;
@@ -310,6 +312,114 @@ is($node->safe_psql('postgres', q{
 is($node->safe_psql('postgres',
 		q{SELECT string_agg(pos::text, ',' ORDER BY pos) FROM slow_seen WHERE projection = 'skip'}),
 	"$p1,$p3", 'run(): and the events after it are applied');
+
+# an inline handler that appends sets off other inline handlers: it keeps
+# its own time limit when they return
+$node->safe_psql('postgres', q{
+    CREATE TABLE nest_seen (pos bigint);
+    CREATE FUNCTION nest_inner(e projections.events) RETURNS void LANGUAGE sql
+        AS $$ INSERT INTO nest_seen VALUES (e.global_position) $$;
+    CREATE FUNCTION nest_outer(e projections.events) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM projections.append('nest-inner', 'NestInnerE', '{}');
+        PERFORM pg_sleep(5);
+    END $$;
+    SET client_min_messages = error;
+    SELECT projections.register('nest_inner', 'nest_inner(projections.events)',
+                                event_types => '{NestInnerE}', mode => 'inline');
+    SELECT projections.register('nest_outer', 'nest_outer(projections.events)',
+                                event_types => '{NestOuterE}', mode => 'inline');
+});
+($ret, $out, $err) = $node->psql('postgres', q{
+    SET projections.handler_timeout = 300;
+    SELECT projections.append('nest-outer', 'NestOuterE', '{}');
+});
+like($err, qr/handler of projection "nest_outer" ran longer than projections.handler_timeout \(300 ms\)/,
+	'an inline handler keeps its time limit after the inline handlers its append set off');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM projections.events WHERE stream_id LIKE 'nest-%'}),
+	'0', 'and its append is rolled back');
+$node->safe_psql('postgres', q{
+    SELECT projections.unregister('nest_outer');
+    SELECT projections.unregister('nest_inner');
+});
+
+# ---------------------------------------------------------------------------
+# verify() and the online rebuild's exchange never run what the owner puts
+# in the new model's schema (it is the owner's, and the handler runs there)
+# with the extension's privileges
+
+# oscar's handler, run by verify() or a rebuild in the new model's schema,
+# moves the new table aside and puts a view of its own (calling a function
+# that says as whom it runs) or a table of its own in its place
+($ret, $out, $err) = psql_as($node, 'postgres', 'oscar', q{
+    SET search_path = ohome;
+    CREATE TABLE swap_t (id bigint);
+    CREATE TABLE swap_with (kind text);
+    INSERT INTO swap_with VALUES ('view');
+    CREATE FUNCTION swap_whoami() RETURNS bigint LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'swap_whoami ran as %', current_user;
+    END $$;
+    CREATE FUNCTION swap_h(e projections.events) RETURNS void LANGUAGE plpgsql AS $$
+    DECLARE
+        s text := (current_schemas(false))[1];
+    BEGIN
+        IF s NOT LIKE 'projections\_build\_%' THEN
+            INSERT INTO swap_t VALUES (e.global_position);
+            RETURN;
+        END IF;
+        IF to_regclass(format('%I.swap_t_moved', s)) IS NULL THEN
+            EXECUTE format('ALTER TABLE %I.swap_t RENAME TO swap_t_moved', s);
+            IF (SELECT kind FROM ohome.swap_with) = 'table' THEN
+                EXECUTE format('CREATE TABLE %I.swap_t (id bigint)', s);
+            ELSE
+                EXECUTE format('CREATE VIEW %I.swap_t AS SELECT ohome.swap_whoami() AS id', s);
+            END IF;
+        END IF;
+        EXECUTE format('INSERT INTO %I.swap_t_moved VALUES ($1)', s) USING e.global_position;
+    END $$;
+    SELECT projections.register('swap', 'swap_h(projections.events)', event_types => '{SwapE}',
+                                tables => ARRAY['swap_t']::regclass[]);
+});
+is($ret, 0, 'a projection whose handler replaces its tables in the new model') or diag($err);
+$node->safe_psql('postgres', q{
+    SELECT projections.append('swap', 'SwapE', '{}');
+    SELECT projections.append('swap', 'SwapE', '{}');
+});
+psql_as($node, 'postgres', 'oscar', q{SELECT projections.run('swap')});
+
+($ret, $out, $err) = psql_as($node, 'postgres', 'oscar',
+	q{SELECT missing_rows || ' ' || extra_rows FROM projections.verify('swap')}, on_error_stop => 0);
+unlike($err, qr/swap_whoami ran as/, 'verify() does not read the view put in place of its table');
+unlike($err, qr/ERROR/, 'verify() compares the table it built, wherever the handler moved it');
+is($out, '0 0', 'and finds the same model');
+
+# the same in an online rebuild: the exchange refuses a table that is not the one it made
+$node->safe_psql('postgres', q{SELECT projections.append('swap', 'SwapE', '{}')});
+($ret, $out, $err) = psql_as($node, 'postgres', 'oscar', q{
+    \\o /dev/null
+    UPDATE ohome.swap_with SET kind = 'table';
+    SELECT projections.run('swap');
+    CREATE TEMP TABLE swap_before AS SELECT id FROM ohome.swap_t;
+    SET client_min_messages = error;
+    SELECT projections.rebuild('swap', online => true);
+    SELECT projections.run('swap');
+    RESET client_min_messages;
+    \\o
+    SELECT (SELECT count(*) FROM ohome.swap_t) = (SELECT count(*) FROM swap_before)
+           AND NOT EXISTS (SELECT id FROM ohome.swap_t EXCEPT SELECT id FROM swap_before);
+    SELECT last_error FROM projections.status WHERE name = 'swap';
+    SELECT rebuild_position IS NULL FROM projections.status WHERE name = 'swap';
+});
+is($ret, 0, 'run() drives the rebuild to its exchange') or diag($err);
+is($out, "t\nonline rebuild cancelled: table swap_t cannot be exchanged: its new table is missing or was replaced\nt",
+	'the exchange refuses the table put in place of its own and keeps the live model');
+is($node->safe_psql('postgres',
+		q{SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'projections\_build\_%'}),
+	'0', 'the new model and what the handler put there are gone');
+is($node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'oscar'}),
+	'f', 'oscar is no superuser');
+$node->safe_psql('postgres', q{SELECT projections.unregister('swap')});
 
 # ---------------------------------------------------------------------------
 # Hints quote the projection's name as a literal
