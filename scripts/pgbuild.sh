@@ -20,7 +20,9 @@
 # and sid, so 15 comes from bookworm, 17 from trixie, 18 from sid, and pgTAP
 # 1.3 from sid (or trixie).  `apt-get source --download-only` fetches the
 # package; the upstream tarball in it, checked against the SHA-256 of the
-# signed index, is built as it is: Debian's patches (versioned directories
+# signed index, is built as it is (when the mirror has not caught up with its
+# index, an earlier point release from the pool, whose .dsc is signed by a
+# Debian developer: see fetch_earlier): Debian's patches (versioned directories
 # under /usr/lib/postgresql, sockets in /var/run/postgresql) are for system
 # packages and would not install into a private prefix.
 #
@@ -34,7 +36,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 umask 022
 
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
 major=
 cassert=0
 rebuild=0
@@ -86,7 +88,7 @@ if [ $rebuild -eq 0 ] && cached; then
     exit 0
 fi
 
-ensure_debs make gcc bison flex perl libipc-run-perl zlib1g-dev dpkg-dev bzip2 xz-utils
+ensure_debs make gcc bison flex perl libipc-run-perl zlib1g-dev dpkg-dev bzip2 xz-utils gpgv
 
 # the private apt configuration: source indexes only, under the cache
 aptdir=$cache/apt
@@ -159,8 +161,49 @@ fetch_orig() {
             return 0
         fi
         say "$pkg $v: the mirror did not serve $file ($(grep -m1 -o '[0-9]\{3\}  *Not Found' "$log" || echo 'see the log'))"
+        fetch_earlier "$pkg" "$v" && return 0
     done
     say "no version $glob of $pkg could be downloaded"
+    return 1
+}
+
+# The mirror may lag behind its index by a point release: try the earlier
+# point releases of Debian version $2 (17.12-0+deb13u1: 17.11-0+deb13u1, ...)
+# in the pool.  Outside the index, a .dsc is trusted only with a good
+# signature by a Debian developer (debian-keyring), and the tarball only with
+# the SHA-256 in that .dsc.  Sets orig and srcver.
+fetch_earlier() {
+    local pkg=$1 v=$2 upstream rev major minor m cand dsc sha file url
+    upstream=${v%%-*}
+    rev=${v#"$upstream"}
+    major=${upstream%%.*}
+    minor=${upstream#*.}
+    case "$minor" in ''|*[!0-9]*) return 1 ;; esac
+    ensure_debs debian-keyring
+    url=http://deb.debian.org/debian/pool/main/${pkg:0:1}/$pkg
+    for m in $(seq $((minor - 1)) -1 $((minor > 4 ? minor - 4 : 0))); do
+        cand=$major.$m$rev
+        dsc=$cache/src/${pkg}_$cand.dsc
+        rm -f "$dsc"
+        /usr/lib/apt/apt-helper download-file "$url/${pkg}_$cand.dsc" "$dsc" >>"$log" 2>&1 || continue
+        if ! gpgv --keyring /usr/share/keyrings/debian-keyring.gpg "$dsc" >>"$log" 2>&1; then
+            say "$pkg $cand: the .dsc has no good signature by a Debian developer; not used"
+            continue
+        fi
+        file=${pkg}_$major.$m.orig.tar.bz2
+        sha=$(sed -n '/^Checksums-Sha256:/,/^[^ ]/p' "$dsc" | awk -v f="$file" '$3 == f {print $1}')
+        [ -n "$sha" ] || continue
+        if [ ! -f "$cache/src/$file" ] || ! echo "$sha  $cache/src/$file" | sha256sum -c --status; then
+            rm -f "$cache/src/$file"
+            /usr/lib/apt/apt-helper download-file "$url/$file" "$cache/src/$file" "SHA256:$sha" >>"$log" 2>&1 || continue
+        fi
+        if echo "$sha  $cache/src/$file" | sha256sum -c --status; then
+            say "$pkg $cand from the pool (signed by a Debian developer), in place of $v"
+            orig=$cache/src/$file
+            srcver=$cand
+            return 0
+        fi
+    done
     return 1
 }
 

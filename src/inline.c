@@ -70,11 +70,19 @@ typedef struct InlineList
 	InlineProjection *items;
 } InlineList;
 
+/* an event kept for a batch handler */
+typedef struct PendingEvent
+{
+	Datum		event;			/* a projections.events row */
+	int64		position;		/* its global_position */
+	SubTransactionId subid;		/* the subtransaction that inserted it */
+} PendingEvent;
+
 /* the events an appending call collected for one batch handler */
 typedef struct PendingBatch
 {
 	InlineProjection *projection;
-	List	   *events;			/* Datums of projections.events rows */
+	List	   *events;			/* PendingEvent */
 } PendingBatch;
 
 /* an appending call in progress (append_many), innermost first */
@@ -90,6 +98,7 @@ static bool inline_valid = false;
 static int	inline_in_use = 0;
 static List *inline_retired = NIL;
 static InlineCall *current_call = NULL;
+static bool subxact_callback_registered = false;
 
 static ProjStatement max_position_stmt = {
 	"SELECT max(e.global_position) FROM projections.events e", 0
@@ -316,12 +325,54 @@ CallBatch(InlineProjection *p, List *events, InlineErrorContext *ectx)
 	CommandCounterIncrement();
 }
 
+/*
+ * A subtransaction aborts: the events its inserts (and those of the
+ * subtransactions under it, which began after it) gave batch handlers were
+ * rolled back with them.
+ */
+static void
+InlineSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	InlineCall *call;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	for (call = current_call; call != NULL; call = call->outer)
+	{
+		ListCell   *lc;
+
+		foreach(lc, call->pending)
+		{
+			PendingBatch *b = (PendingBatch *) lfirst(lc);
+			ListCell   *ec;
+
+			foreach(ec, b->events)
+			{
+				if (((PendingEvent *) lfirst(ec))->subid >= mySubid)
+					b->events = foreach_delete_current(b->events, ec);
+			}
+		}
+	}
+}
+
+/* Order pending events by position. */
+static int
+PendingEventCmp(const ListCell *a, const ListCell *b)
+{
+	int64		pa = ((PendingEvent *) lfirst(a))->position;
+	int64		pb = ((PendingEvent *) lfirst(b))->position;
+
+	return pa < pb ? -1 : pa > pb ? 1 : 0;
+}
+
 /* Keep an event for a batch handler, for the end of the appending call. */
 static void
-Collect(InlineCall *call, InlineProjection *p, Datum event)
+Collect(InlineCall *call, InlineProjection *p, Datum event, int64 position)
 {
 	MemoryContext old = MemoryContextSwitchTo(call->cxt);
 	PendingBatch *batch = NULL;
+	PendingEvent *pending;
 	ListCell   *lc;
 
 	foreach(lc, call->pending)
@@ -337,7 +388,11 @@ Collect(InlineCall *call, InlineProjection *p, Datum event)
 		batch->projection = p;
 		call->pending = lappend(call->pending, batch);
 	}
-	batch->events = lappend(batch->events, DatumGetPointer(event));
+	pending = palloc(sizeof(PendingEvent));
+	pending->event = event;
+	pending->position = position;
+	pending->subid = GetCurrentSubTransactionId();
+	batch->events = lappend(batch->events, pending);
 	MemoryContextSwitchTo(old);
 }
 
@@ -396,7 +451,9 @@ projections_events_apply_inline(PG_FUNCTION_ARGS)
 				Datum		copy = heap_copy_tuple_as_datum(tuple, desc);
 
 				MemoryContextSwitchTo(old);
-				Collect(current_call, p, copy);
+				Collect(current_call, p, copy,
+						DatumGetInt64(heap_getattr(tuple, SPI_fnumber(desc, "global_position"),
+												   desc, &isnull)));
 				continue;
 			}
 			if (event == (Datum) 0)
@@ -433,6 +490,11 @@ ProjInlineBeginCall(void)
 {
 	InlineCall *call = palloc0(sizeof(InlineCall));
 
+	if (!subxact_callback_registered)
+	{
+		RegisterSubXactCallback(InlineSubXactCallback, NULL);
+		subxact_callback_registered = true;
+	}
 	call->cxt = CurrentMemoryContext;
 	call->outer = current_call;
 	current_call = call;
@@ -456,8 +518,15 @@ FlushCall(InlineCall *call)
 	foreach(lc, call->pending)
 	{
 		PendingBatch *b = (PendingBatch *) lfirst(lc);
+		List	   *events = NIL;
+		ListCell   *ec;
 
-		CallBatch(b->projection, b->events, &ectx);
+		/* (events of nested appends may have come first) */
+		list_sort(b->events, PendingEventCmp);
+		foreach(ec, b->events)
+			events = lappend(events, DatumGetPointer(((PendingEvent *) lfirst(ec))->event));
+		if (events != NIL)
+			CallBatch(b->projection, events, &ectx);
 	}
 	error_context_stack = callback.previous;
 }

@@ -17,7 +17,9 @@
  * leaves alone one that stopped because its extension or its database is
  * gone, because projections.enabled is off, because the extension waits
  * for ALTER EXTENSION UPDATE, or because a database-level command asked it
- * to (see utility.c).  Template databases and databases that refuse
+ * to (see utility.c).  A launcher that starts again (terminated, or after
+ * an error) takes over the workers it finds in the databases' slots and
+ * watches them by pid.  Template databases and databases that refuse
  * connections are never connected to.  The launcher starts each database's
  * first worker; when projections.workers_per_database allows more, that
  * worker starts the others (worker.c).
@@ -58,6 +60,8 @@ typedef enum LauncherDbStatus
 {
 	DB_PROBE,					/* start a worker to look for the extension */
 	DB_RUNNING,					/* a worker is registered */
+	DB_ADOPTED,					/* a worker found running (started by an earlier
+								 * launcher), watched by its pid */
 	DB_RETRY,					/* start again at next_start */
 	DB_NO_EXTENSION				/* nothing to do until asked */
 } LauncherDbStatus;
@@ -96,14 +100,17 @@ ProjRegisterLauncher(void)
 	RegisterBackgroundWorker(&bgw);
 }
 
-static void
+/* Free a database's slot; false while a worker still runs there. */
+static bool
 ReleaseSlot(LauncherDb *db)
 {
 	if (db->slot >= 0)
 	{
-		ProjSlotRelease(db->slot);
+		if (!ProjSlotRelease(db->slot))
+			return false;
 		db->slot = -1;
 	}
+	return true;
 }
 
 /*
@@ -139,11 +146,15 @@ ScanDatabases(void)
 		if (!found)
 		{
 			db->status = DB_PROBE;
-			db->slot = -1;
+			db->slot = ProjSlotOf(form->oid);
 			db->handle = NULL;
 			db->next_start = 0;
+			db->started = GetCurrentTimestamp();
 			db->failures = 0;
 			db->warned = false;
+			/* a launcher that started again takes over the running workers */
+			if (db->slot >= 0 && ProjSlotLeaderPid(db->slot) != 0)
+				db->status = DB_ADOPTED;
 		}
 		db->seen = true;
 	}
@@ -154,10 +165,10 @@ ScanDatabases(void)
 	hash_seq_init(&seq, launcher_dbs);
 	while ((db = hash_seq_search(&seq)) != NULL)
 	{
-		if (db->seen || db->status == DB_RUNNING)
+		if (db->seen || db->status == DB_RUNNING || db->status == DB_ADOPTED)
 			continue;
-		ReleaseSlot(db);
-		hash_search(launcher_dbs, &db->dboid, HASH_REMOVE, NULL);
+		if (ReleaseSlot(db))
+			hash_search(launcher_dbs, &db->dboid, HASH_REMOVE, NULL);
 	}
 	elog(DEBUG1, "projections launcher: scanned pg_database, %ld databases known",
 		 hash_get_num_entries(launcher_dbs));
@@ -280,7 +291,8 @@ WorkerStopped(LauncherDb *db, TimestampTz now)
 {
 	int			delay;
 
-	pfree(db->handle);
+	if (db->handle != NULL)
+		pfree(db->handle);
 	db->handle = NULL;
 	switch (ProjSlotState(db->slot))
 	{
@@ -288,7 +300,7 @@ WorkerStopped(LauncherDb *db, TimestampTz now)
 		case PROJ_WORKER_NEEDS_UPDATE:
 			db->status = DB_NO_EXTENSION;
 			db->failures = 0;
-			ReleaseSlot(db);
+			(void) ReleaseSlot(db); /* (or later: a helper may still run) */
 			return;
 		case PROJ_WORKER_DISABLED:
 		case PROJ_WORKER_SUSPENDED:
@@ -328,6 +340,14 @@ ManageWorkers(void)
 			if (GetBackgroundWorkerPid(db->handle, &pid) == BGWH_STOPPED)
 				WorkerStopped(db, now);
 		}
+		else if (db->status == DB_ADOPTED)
+		{
+			/* (its exit sets our latch) */
+			if (ProjSlotLeaderPid(db->slot) == 0)
+				WorkerStopped(db, now);
+		}
+		if (db->status == DB_NO_EXTENSION && db->slot >= 0)
+			(void) ReleaseSlot(db);
 
 		if (db->status == DB_PROBE || db->status == DB_RETRY)
 		{

@@ -34,12 +34,14 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "tcop/tcopprot.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
 #include "shmem.h"
 
 #define PROJ_MAX_REQUESTS	16
+#define PROJ_MAX_CRASHES	8
 #define SUSPEND_WAIT_MS		10000
 
 typedef struct ProjWorkerEntry
@@ -50,6 +52,18 @@ typedef struct ProjWorkerEntry
 	char		applying[NAMEDATALEN];	/* ... this projection ("" if none) */
 } ProjWorkerEntry;
 
+/*
+ * A unit (a projection's live or new model) that workers were applying when
+ * they exited with an error that no handler of ours could catch (a FATAL
+ * error, or an error when exit_on_error is on), and how many times in a row.
+ */
+typedef struct ProjCrash
+{
+	char		name[NAMEDATALEN];	/* "" when the entry is free */
+	bool		build;
+	int			count;
+} ProjCrash;
+
 typedef struct ProjDbSlot
 {
 	Oid			dboid;			/* InvalidOid when the slot is free */
@@ -58,8 +72,10 @@ typedef struct ProjDbSlot
 	pg_atomic_uint32 catalog_version;	/* bumped by each change to the catalog */
 	ConditionVariable progress; /* broadcast after each committed batch */
 	ConditionVariable exited;	/* broadcast when a worker exits */
-	slock_t		mutex;			/* protects workers[].applying and build */
+	slock_t		mutex;			/* protects workers[].applying and build, crashes */
+	pg_atomic_uint32 rounds;	/* rounds started, for where the next one starts */
 	ProjWorkerEntry workers[PROJ_MAX_WORKERS_PER_DB];
+	ProjCrash	crashes[PROJ_MAX_CRASHES];
 } ProjDbSlot;
 
 typedef struct ProjShared
@@ -80,6 +96,9 @@ static ProjShared *shared = NULL;
 /* this process's worker entry, if it is a worker */
 static ProjDbSlot *my_slot = NULL;
 static int	my_index = -1;
+
+/* this worker was asked to exit (SIGTERM): its exit is no crash */
+static volatile sig_atomic_t worker_terminating = false;
 
 /* the slot of this backend's database, found once and checked on each use */
 static int	db_slot = -1;
@@ -122,6 +141,7 @@ ProjShmemInit(void)
 
 			pg_atomic_init_u32(&slot->suspend, 0);
 			pg_atomic_init_u32(&slot->catalog_version, 0);
+			pg_atomic_init_u32(&slot->rounds, 0);
 			ConditionVariableInit(&slot->progress);
 			ConditionVariableInit(&slot->exited);
 			SpinLockInit(&slot->mutex);
@@ -188,27 +208,39 @@ ProjLauncherAttach(void)
 	before_shmem_exit(LauncherDetach, (Datum) 0);
 }
 
-/* A free slot for a database, or -1. */
+/* Whether any worker runs in a slot. */
+static bool
+SlotHasWorkers(ProjDbSlot *slot)
+{
+	int			i;
+
+	for (i = 0; i < PROJ_MAX_WORKERS_PER_DB; i++)
+		if (slot->workers[i].pid != 0)
+			return true;
+	return false;
+}
+
+/*
+ * The slot of a database: the one it has already (a launcher that started
+ * again finds its workers there), or a free one, or -1.
+ */
 int
 ProjSlotAllocate(Oid dboid)
 {
 	int			i;
-	int			j;
 
+	i = ProjSlotOf(dboid);
+	if (i >= 0)
+		return i;
 	for (i = 0; i < shared->nslots; i++)
 	{
 		ProjDbSlot *slot = &shared->slots[i];
 
-		if (!OidIsValid(slot->dboid))
+		if (!OidIsValid(slot->dboid) && !SlotHasWorkers(slot))
 		{
-			for (j = 0; j < PROJ_MAX_WORKERS_PER_DB; j++)
-			{
-				slot->workers[j].pid = 0;
-				slot->workers[j].latch = NULL;
-				slot->workers[j].applying[0] = '\0';
-			}
+			memset(slot->crashes, 0, sizeof(slot->crashes));
 			slot->state = PROJ_WORKER_NONE;
-			pg_atomic_write_u32(&slot->suspend, 0);
+			/* (a command that suspended the workers ends with a resume) */
 			slot->dboid = dboid;
 			return i;
 		}
@@ -216,10 +248,36 @@ ProjSlotAllocate(Oid dboid)
 	return -1;
 }
 
-void
+/*
+ * Free a slot, once no worker runs there any more (a helper may outlive its
+ * leader for a while).  Returns whether it was freed.
+ */
+bool
 ProjSlotRelease(int slot)
 {
+	if (SlotHasWorkers(&shared->slots[slot]))
+		return false;
 	shared->slots[slot].dboid = InvalidOid;
+	return true;
+}
+
+/* The slot a database has, or -1. */
+int
+ProjSlotOf(Oid dboid)
+{
+	int			i;
+
+	for (i = 0; i < shared->nslots; i++)
+		if (shared->slots[i].dboid == dboid)
+			return i;
+	return -1;
+}
+
+/* The pid of a slot's leading worker, 0 if it does not run. */
+int
+ProjSlotLeaderPid(int slot)
+{
+	return shared->slots[slot].workers[0].pid;
 }
 
 ProjWorkerState
@@ -265,28 +323,120 @@ ProjTakeRequests(Oid *requests, int max, bool *all)
 
 /* ---- a worker ---- */
 
+static void NoteCrash(ProjDbSlot *slot, const char *name, bool build);
+
 static void
 WorkerDetach(int code, Datum arg)
 {
 	if (my_slot != NULL)
 	{
 		ProjWorkerEntry *me = &my_slot->workers[my_index];
+		Latch	   *launcher = shared->launcher_latch;
 
 		SpinLockAcquire(&my_slot->mutex);
+		if (code != 0 && !worker_terminating && me->applying[0] != '\0')
+			NoteCrash(my_slot, me->applying, me->build);
 		me->applying[0] = '\0';
 		SpinLockRelease(&my_slot->mutex);
 		me->latch = NULL;
 		me->pid = 0;
 		ConditionVariableBroadcast(&my_slot->exited);
+		/* (a launcher that started again watches its leader by pid) */
+		if (my_index == 0 && launcher != NULL)
+			SetLatch(launcher);
 	}
 }
 
-/* Fill in this worker's entry; it is cleared again when the process exits. */
+/*
+ * Count an exit while applying a unit (the slot's mutex held).  When the
+ * table is full, the oldest-looking entry (the smallest count) gives way.
+ */
+static void
+NoteCrash(ProjDbSlot *slot, const char *name, bool build)
+{
+	ProjCrash  *entry = NULL;
+	int			i;
+
+	for (i = 0; i < PROJ_MAX_CRASHES && entry == NULL; i++)
+		if (slot->crashes[i].name[0] != '\0' && slot->crashes[i].build == build &&
+			strcmp(slot->crashes[i].name, name) == 0)
+			entry = &slot->crashes[i];
+	for (i = 0; i < PROJ_MAX_CRASHES && entry == NULL; i++)
+		if (slot->crashes[i].name[0] == '\0')
+			entry = &slot->crashes[i];
+	if (entry == NULL)
+	{
+		entry = &slot->crashes[0];
+		for (i = 1; i < PROJ_MAX_CRASHES; i++)
+			if (slot->crashes[i].count < entry->count)
+				entry = &slot->crashes[i];
+		entry->name[0] = '\0';
+	}
+	if (entry->name[0] == '\0')
+	{
+		strlcpy(entry->name, name, NAMEDATALEN);
+		entry->build = build;
+		entry->count = 0;
+	}
+	entry->count++;
+}
+
+/*
+ * How many times in a row this database's workers exited while applying a
+ * unit; with forget, the count starts over.
+ */
+int
+ProjWorkerCrashes(const char *name, bool build, bool forget)
+{
+	int			count = 0;
+	int			i;
+
+	SpinLockAcquire(&my_slot->mutex);
+	for (i = 0; i < PROJ_MAX_CRASHES; i++)
+	{
+		ProjCrash  *entry = &my_slot->crashes[i];
+
+		if (entry->name[0] != '\0' && entry->build == build &&
+			strcmp(entry->name, name) == 0)
+		{
+			count = entry->count;
+			if (forget)
+				entry->name[0] = '\0';
+			break;
+		}
+	}
+	SpinLockRelease(&my_slot->mutex);
+	return count;
+}
+
+/* Where this worker's next round starts, among n units. */
+int
+ProjWorkerNextRound(int n)
+{
+	return n > 0 ? (int) (pg_atomic_fetch_add_u32(&my_slot->rounds, 1) % (uint32) n) : 0;
+}
+
+/* SIGTERM of a worker: exit, and not as a crash. */
 void
-ProjWorkerAttach(int slot, int index)
+ProjWorkerSigterm(SIGNAL_ARGS)
+{
+	worker_terminating = true;
+	die(postgres_signal_arg);
+}
+
+/*
+ * Fill in this worker's entry; it is cleared again when the process exits.
+ * Returns false (nothing filled in) when the slot is no longer its
+ * database's, or another process has the entry.
+ */
+bool
+ProjWorkerAttach(int slot, int index, Oid dboid)
 {
 	ProjWorkerEntry *me;
 
+	if (shared->slots[slot].dboid != dboid ||
+		shared->slots[slot].workers[index].pid != 0)
+		return false;
 	my_slot = &shared->slots[slot];
 	my_index = index;
 	me = &my_slot->workers[index];
@@ -294,6 +444,7 @@ ProjWorkerAttach(int slot, int index)
 	me->latch = MyLatch;
 	me->pid = MyProcPid;
 	before_shmem_exit(WorkerDetach, (Datum) 0);
+	return true;
 }
 
 /* The database's state for the status view (the leading worker sets it). */
@@ -513,10 +664,15 @@ void
 ProjResumeWorkers(Oid dboid)
 {
 	ProjDbSlot *slot = FindSlot(dboid);
+	uint32		count;
 
 	if (slot == NULL)
 		return;
-	pg_atomic_fetch_sub_u32(&slot->suspend, 1);
+	/* (never below zero: the slot may have been freed and taken again) */
+	count = pg_atomic_read_u32(&slot->suspend);
+	while (count > 0 &&
+		   !pg_atomic_compare_exchange_u32(&slot->suspend, &count, count - 1))
+		;
 	ProjWakeLauncher(false);
 }
 

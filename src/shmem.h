@@ -35,7 +35,9 @@ extern bool ProjWorkerExpected(void);
 /* the launcher */
 extern void ProjLauncherAttach(void);
 extern int	ProjSlotAllocate(Oid dboid);
-extern void ProjSlotRelease(int slot);
+extern bool ProjSlotRelease(int slot);
+extern int	ProjSlotOf(Oid dboid);
+extern int	ProjSlotLeaderPid(int slot);
 extern ProjWorkerState ProjSlotState(int slot);
 extern void ProjSlotSetState(int slot, ProjWorkerState state);
 extern bool ProjSlotSuspended(int slot);
@@ -43,7 +45,10 @@ extern bool ProjTakeRescan(void);
 extern int	ProjTakeRequests(Oid *requests, int max, bool *all);
 
 /* a worker (index 0 leads its database, the others help) */
-extern void ProjWorkerAttach(int slot, int index);
+extern bool ProjWorkerAttach(int slot, int index, Oid dboid);
+extern int	ProjWorkerCrashes(const char *name, bool build, bool forget);
+extern int	ProjWorkerNextRound(int n);
+extern void ProjWorkerSigterm(SIGNAL_ARGS);
 extern void ProjWorkerSetState(ProjWorkerState state);
 extern uint32 ProjWorkerCatalogVersion(void);
 extern bool ProjWorkerSuspended(void);

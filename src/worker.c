@@ -291,6 +291,7 @@ GiveUp(const Unit *unit, ErrorData *edata)
 		}
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(round_cxt);
 		ereport(LOG,
 				(errmsg("projections: %s of projection \"%s\" failed %d times in a row; "
 						"marked failed: %s",
@@ -323,6 +324,7 @@ RunUnit(const Unit *unit, bool *blocked)
 	Backoff    *backoff;
 	Unit		key;
 	bool		found;
+	int			crashes;
 	volatile bool more = false;
 	volatile bool gone = false;
 	char		activity[NAMEDATALEN + 64];
@@ -336,6 +338,27 @@ RunUnit(const Unit *unit, bool *blocked)
 		return false;
 	if (ProjWorkerOtherApplying(unit->name, unit->build))
 		return false;
+
+	/*
+	 * Workers kept exiting while they applied this unit (an error no catch
+	 * block sees: a handler can make its errors end the process, e.g. with
+	 * exit_on_error): after max_retries, it is marked failed like a unit
+	 * whose batches keep failing, and the others go on.
+	 */
+	crashes = ProjWorkerCrashes(unit->name, unit->build, false);
+	if (crashes > proj_max_retries)
+	{
+		ErrorData	crash;
+
+		memset(&crash, 0, sizeof(crash));
+		crash.sqlerrcode = ERRCODE_OPERATOR_INTERVENTION;
+		crash.message = psprintf("the worker exited %d times while applying it "
+								 "(an error that ended the process: see the server log)",
+								 crashes);
+		GiveUp(unit, &crash);
+		(void) ProjWorkerCrashes(unit->name, unit->build, true);
+		return false;
+	}
 
 	/*
 	 * Plan the handlers' statements afresh now and then: a read model that
@@ -384,6 +407,8 @@ RunUnit(const Unit *unit, bool *blocked)
 		else
 			gone = true;
 		CommitTransactionCommand();
+		if (crashes > 0)
+			(void) ProjWorkerCrashes(unit->name, unit->build, true);
 		if (found)
 		{
 			ereport(LOG,
@@ -440,7 +465,8 @@ RunUnit(const Unit *unit, bool *blocked)
  * One round: a batch for every unit.  The units are read again when a
  * projection changed (the catalog version in shared memory moved) or a
  * poll interval has passed; with no async projection at all, a wakeup by
- * an append costs nothing.  Each worker starts its round at another unit.
+ * an append costs nothing.  Each round starts one unit further on than the
+ * last one of this database.
  * Returns how many units have more to do.
  */
 static int
@@ -449,6 +475,7 @@ RunRound(bool *blocked)
 	uint32		version = ProjWorkerCatalogVersion();
 	TimestampTz now = GetCurrentTimestamp();
 	int			busy = 0;
+	int			start;
 	int			i;
 
 	*blocked = false;
@@ -462,12 +489,14 @@ RunRound(bool *blocked)
 
 	MemoryContextReset(round_cxt);
 	MemoryContextSwitchTo(round_cxt);
+	/* (a unit that ends the process must not always be the first) */
+	start = ProjWorkerNextRound(nunits);
 	for (i = 0; i < nunits; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (ProcDiePending)
 			break;
-		if (RunUnit(&units[(i + my_index) % nunits], blocked))
+		if (RunUnit(&units[(start + i) % nunits], blocked))
 			busy++;
 	}
 	if (!*blocked)
@@ -584,10 +613,12 @@ projections_worker_main(Datum main_arg)
 	memcpy(&slot, MyBgworkerEntry->bgw_extra, sizeof(int));
 	memcpy(&my_index, MyBgworkerEntry->bgw_extra + sizeof(int), sizeof(int));
 
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, ProjWorkerSigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
-	ProjWorkerAttach(slot, my_index);
+	/* (a duplicate, started by a launcher that did not know of us: go) */
+	if (!ProjWorkerAttach(slot, my_index, dboid))
+		proc_exit(0);
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("projections worker");

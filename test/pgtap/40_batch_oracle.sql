@@ -6,7 +6,7 @@
 -- replayed as smaller arrays): pause stops right before it, skip records
 -- exactly it.  Inline, a batch handler is called once per appending call.
 SET client_min_messages = warning;
-SELECT plan(55);
+SELECT plan(58);
 
 CREATE SCHEMA o;
 CREATE TABLE o.counts (stream_id text, event_type text, n integer NOT NULL,
@@ -223,5 +223,41 @@ SELECT throws_ok($$SELECT projections.append_many('in-4', '[{"type": "Checked", 
                  'P0001', 'refused', 'an inline batch handler''s error aborts the appending call');
 SELECT is((SELECT count(*) FROM projections.events WHERE stream_id = 'in-4'), 0::bigint,
           '... and none of its events is stored');
+
+-- an inline handler that appends in a subtransaction it then rolls back:
+-- the batch handler of the appending call gets only the events that stay,
+-- in position order
+CREATE TABLE o.batch_seen (call bigint, ord bigint, pos bigint);
+CREATE SEQUENCE o.batch_call;
+CREATE FUNCTION o.note_seen(events projections.events[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    c bigint := nextval('o.batch_call');
+BEGIN
+    INSERT INTO o.batch_seen SELECT c, u.ordinality, u.global_position
+    FROM unnest(events) WITH ORDINALITY AS u;
+END $$;
+CREATE FUNCTION o.spawn(e projections.events) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        PERFORM projections.append('phantom', 'Seen', '{}');
+        RAISE EXCEPTION 'undo';
+    EXCEPTION WHEN raise_exception THEN NULL;
+    END;
+    PERFORM projections.append('kept-' || e.global_position, 'Seen', '{}');
+END $$;
+SELECT projections.register('aa_spawner', 'o.spawn(projections.events)', mode => 'inline',
+                            event_types => ARRAY['Spawn']);
+SELECT projections.register('zz_seen', 'o.note_seen(projections.events[])', mode => 'inline',
+                            event_types => ARRAY['Spawn', 'Seen']);
+SELECT projections.append_many('spawning', '[{"type": "Spawn", "data": {}}, {"type": "Spawn", "data": {}}]');
+SELECT is((SELECT count(*) FROM o.batch_seen WHERE pos NOT IN (SELECT global_position FROM projections.events)),
+          0::bigint, 'a batch handler gets no event of a rolled-back subtransaction');
+SELECT set_eq('SELECT pos FROM o.batch_seen',
+              $$SELECT global_position FROM projections.events
+                WHERE stream_id = 'spawning' OR stream_id LIKE 'kept-%'$$,
+              '... and every event that stays, once');
+SELECT is((SELECT count(*) FROM (SELECT pos < lag(pos) OVER (PARTITION BY call ORDER BY ord) AS back
+                                 FROM o.batch_seen) d WHERE back),
+          0::bigint, '... each call''s in position order');
 
 SELECT * FROM finish();

@@ -16,6 +16,8 @@ $ENV{LOCPATH} = $locales if $have_de;
 
 my $node = preloaded_node('robustness', qq{
 projections.batch_size = 1
+projections.max_databases = 2
+projections.workers_per_database = 1
 max_prepared_transactions = 2
 });
 $node->start;
@@ -99,6 +101,30 @@ SKIP:
     unlike($err, qr/INSERT INTO projections\.events/,
         'and not the extension\'s own INSERT, in German too');
 }
+
+# --- a launcher that starts again (it was terminated, or exited on an
+# error) takes over the workers it finds running (0.2.0 started a second
+# worker for each database, each in a slot of its own, until none was left:
+# here, with projections.max_databases = 2, none for a new database)
+my $launcher = $node->safe_psql('postgres',
+    q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'projections launcher'});
+my $offset = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($launcher)");
+ok($node->wait_for_log(qr/projections launcher started/, $offset),
+    'the launcher starts again after it was terminated');
+$node->safe_psql('postgres', q{CREATE DATABASE later});
+$node->safe_psql('later', q{CREATE EXTENSION projections});
+poll_until($node, 'postgres', q{
+    SELECT count(*) FROM pg_stat_activity
+    WHERE backend_type = 'projections worker' AND datname = 'later'}, '1', 60);
+is($node->safe_psql('postgres', q{
+        SELECT count(*) FROM pg_stat_activity
+        WHERE backend_type = 'projections worker' AND datname = 'later'}),
+    '1', 'a database that gets the extension afterwards gets its worker');
+is($node->safe_psql('postgres', q{
+        SELECT count(*) FROM pg_stat_activity
+        WHERE backend_type = 'projections worker' AND datname = 'postgres'}),
+    '1', 'and the database served before has one worker still');
 
 $node->stop;
 done_testing();

@@ -8,7 +8,9 @@
 # - projections.handler_timeout bounds a handler call (SQLSTATE 57014),
 #   and the projection's on_error policy applies;
 # - projections.max_retries bounds the retries of a transient error, and a
-#   deterministic one (stack depth) meets the error policy at once.
+#   deterministic one (stack depth) meets the error policy at once;
+# - a handler whose errors end the worker (exit_on_error) holds up no other
+#   owner's projection, and ends up failed.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -297,6 +299,46 @@ is($node->safe_psql('retry', q{
 is($node->safe_psql('retry',
 		q{SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM attempts_54001}),
 	'1', 'worker: on its first try, without retries');
+
+# ---------------------------------------------------------------------------
+# A handler whose errors end the worker process (exit_on_error) holds up
+# no other owner's projection: each round starts one unit further on, and
+# after more than projections.max_retries (1) exits while applying it, the
+# projection is failed
+
+setup_database('exits');
+($ret, $out, $err) = psql_as($node, 'exits', 'oscar', q{
+    SET search_path = ohome;
+    CREATE FUNCTION aaa_exit(e projections.events) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM set_config('exit_on_error', 'on', true);
+        RAISE EXCEPTION 'this error ends the process';
+    END $$;
+    SELECT projections.register('aaa_exit', 'aaa_exit(projections.events)', on_error => 'skip');
+});
+is($ret, 0, 'oscar registers a projection whose handler ends the worker') or diag($err);
+($ret, $out, $err) = psql_as($node, 'exits', 'bystander', q{
+    SET search_path = byhome;
+    CREATE TABLE seen (pos bigint);
+    CREATE FUNCTION zzz_seen(e projections.events) RETURNS void LANGUAGE sql
+        AS $$ INSERT INTO byhome.seen VALUES (e.global_position) $$;
+    SELECT projections.register('zzz_seen', 'zzz_seen(projections.events)');
+});
+is($ret, 0, 'bystander registers a projection of its own') or diag($err);
+$offset = -s $node->logfile;
+$node->safe_psql('exits', q{
+    SELECT projections.append('s-' || i, 'E', '{}') FROM generate_series(1, 3) i});
+poll_until($node, 'exits', q{
+    SELECT (SELECT count(*) FROM byhome.seen) = 3
+       AND (SELECT state = 'failed' FROM projections.status WHERE name = 'aaa_exit')}, 't', 90);
+is($node->safe_psql('exits', q{SELECT count(*) FROM byhome.seen}), '3',
+	"the other owner's projection applied every event");
+is($node->safe_psql('exits', q{
+        SELECT state || ' ' || error_sqlstate || ' ' || (last_error LIKE 'the worker exited 2 times while applying it%')
+        FROM projections.status WHERE name = 'aaa_exit'}),
+	'failed 57000 true', 'the projection whose handler ends the worker is failed, and says why');
+like(slurp_file($node->logfile, $offset), qr/FATAL:  this error ends the process/,
+	'(its handler did end the worker)');
 
 unlike(slurp_file($node->logfile), qr/was terminated by signal|PANIC|TRAP:/, 'no crash');
 
