@@ -279,7 +279,7 @@ CREATE FUNCTION projections.wait_for_lsn(lsn pg_lsn, name text DEFAULT NULL,
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'projections_wait_for_lsn' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION projections.wait_for_lsn(pg_lsn, text, interval) IS
-'Read-your-writes on a standby without positions: waits until this server has replayed lsn (taken with pg_current_wal_insert_lsn() after writing on the primary), then until the projection (NULL: every projection) has applied every event that is safe to read. False on timeout.';
+'Read-your-writes on a standby without positions: waits until this server has replayed lsn (taken with pg_current_wal_insert_lsn() after writing on the primary), then until the projection (NULL: every projection that is not paused or failed) has applied every event that is safe to read. False on timeout.';
 
 CREATE FUNCTION projections.repair_key_offset() RETURNS boolean
 AS 'MODULE_PATHNAME', 'projections_repair_key_offset' LANGUAGE C VOLATILE;

@@ -116,6 +116,10 @@ SELECT n FROM tally WHERE stream_id = 's-9';
 SELECT projections.append('s-9', 'Odd', '{}') > 0 AS appended;
 SELECT projections.wait('all_events', timeout => '50 ms');
 SELECT try($$SELECT projections.wait('all_events', timeout => NULL)$$);
+-- a timeout too long to add to the clock waits (it used to overflow and end at once)
+SET statement_timeout = '200ms';
+SELECT try($$SELECT projections.wait('all_events', timeout => '100000000 years')$$);
+RESET statement_timeout;
 SELECT projections.run('all_events');
 SELECT projections.wait('all_events', timeout => '50 ms');
 BEGIN ISOLATION LEVEL REPEATABLE READ;

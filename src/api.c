@@ -605,5 +605,11 @@ projections_repair_key_offset(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("cannot repair the key offset on a standby"),
 				 errhint("The primary repairs it; the standby follows.")));
-	PG_RETURN_BOOL(ProjRepairKeyOffset());
+	/* (its lock holds up every append: for the events table's owner only) */
+	if (!ProjRelationOwnerCheck(ProjExtGet(false)->events_relid, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to repair the key offset"),
+				 errdetail("Only the owner of projections.events (or a superuser) may.")));
+	PG_RETURN_BOOL(ProjRepairKeyOffset(-1));
 }

@@ -142,11 +142,12 @@ ProjKeyOffsetForget(void)
 
 /*
  * Move the offset forward so that every key assigned from now on is above
- * every key present, under a lock that waits for every appender.  Returns
+ * every key present, under a lock that waits for every appender (at most
+ * timeout_ms, or without bound with -1: then false, nothing done).  Returns
  * whether it moved.  Never on a standby.
  */
 bool
-ProjRepairKeyOffset(void)
+ProjRepairKeyOffset(int timeout_ms)
 {
 	const ProjExtInfo *ext = ProjExtGet(false);
 	int64		offset;
@@ -159,7 +160,10 @@ ProjRepairKeyOffset(void)
 	if (RecoveryInProgress())
 		return false;
 
-	LockRelationOid(ext->events_relid, ShareRowExclusiveLock);
+	if (timeout_ms < 0)
+		LockRelationOid(ext->events_relid, ShareRowExclusiveLock);
+	else if (!ProjLockTimeout(ext->events_relid, ShareRowExclusiveLock, timeout_ms))
+		return false;
 	SPI_connect();
 	ProjRun(&read_offset_stmt, NULL, NULL, true, 1);
 	offset = FirstInt8();
@@ -272,7 +276,7 @@ KeysXactCallback(XactEvent event, void *arg)
 					PushActiveSnapshot(GetTransactionSnapshot());
 					pushed = true;
 				}
-				(void) ProjRepairKeyOffset();
+				(void) ProjRepairKeyOffset(-1);
 				if (pushed)
 					PopActiveSnapshot();
 			}

@@ -13,7 +13,7 @@
 extern int64 ProjKeyOffset(void);
 extern bool ProjKeyOffsetStale(void);
 extern void ProjKeyOffsetForget(void);
-extern bool ProjRepairKeyOffset(void);
+extern bool ProjRepairKeyOffset(int timeout_ms);
 extern void ProjKeyRestored(int64 key);
 extern int64 ProjSafeKey(Snapshot snapshot);
 extern int64 ProjNewKeyBase(void);

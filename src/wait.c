@@ -67,7 +67,8 @@ static ProjStatement read_checkpoint_stmt = {
 };
 
 static ProjStatement all_names_stmt = {
-	"SELECT p.name FROM projections.projection p ORDER BY p.name", 0
+	"SELECT p.name FROM projections.projection p WHERE p.state = 'active'"
+	" ORDER BY p.name", 0
 };
 
 static ProjStatement last_safe_event_stmt = {
@@ -120,13 +121,25 @@ typedef struct Waiter
 	int64		pos;
 } Waiter;
 
+/* the longest wait: longer timeouts (and infinity) wait this long */
+#define MAX_WAIT_MS		(INT64CONST(1000) * 365 * 86400 * 1000)
+
 static int64
 IntervalToMs(Interval *iv)
 {
-	int64		ms = iv->time / 1000;
+	double		ms;
 
-	ms += ((int64) iv->day + (int64) iv->month * DAYS_PER_MONTH) * (int64) 86400000;
-	return Max(ms, 0);
+#ifdef INTERVAL_NOT_FINITE
+	if (INTERVAL_IS_NOBEGIN(iv))
+		return 0;
+	if (INTERVAL_NOT_FINITE(iv))
+		return MAX_WAIT_MS;
+#endif
+	ms = iv->time / 1000.0 +
+		((double) iv->day + (double) iv->month * DAYS_PER_MONTH) * 86400000.0;
+	if (ms <= 0)
+		return 0;
+	return ms >= (double) MAX_WAIT_MS ? MAX_WAIT_MS : (int64) ms;
 }
 
 /* Read (key, position) from the first row of the last result. */

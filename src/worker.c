@@ -224,8 +224,9 @@ RefreshUnits(void)
 		if (my_index == 0)
 		{
 			ProjKeyOffsetForget();
+			/* (an appender left idle must not stop every append behind us) */
 			if (ProjKeyOffsetStale())
-				(void) ProjRepairKeyOffset();
+				(void) ProjRepairKeyOffset(proj_inline_switch_timeout_ms);
 		}
 		defs = ProjCatalogListRunnable(&builds);
 		old = MemoryContextSwitchTo(units_cxt);

@@ -102,6 +102,40 @@ SKIP:
         'and not the extension\'s own INSERT, in German too');
 }
 
+# --- the worker's repair of a stale key offset waits for its lock at most
+# projections.inline_switch_timeout (it waited without bound, and every
+# append queued behind it, while one appender sat idle in its transaction)
+$node->safe_psql('postgres', q{
+    ALTER SYSTEM SET projections.inline_switch_timeout = '5s'; SELECT pg_reload_conf();});
+my $idle = $node->background_psql('postgres');
+$idle->query_safe(q{BEGIN; SELECT projections.append('idle', 'E', '{}')});
+$node->safe_psql('postgres', q{
+    SET session_replication_role = replica;
+    INSERT INTO projections.events (global_position, stream_id, stream_version, event_type,
+                                    data, metadata, recorded_at, ordering_key)
+    VALUES (5000000, 'restored', 1, 'E', '{}', '{}', now(), 900000000000);
+    RESET session_replication_role;
+    SELECT projections.register('offset_poke', 'late(projections.events)');});
+poll_until($node, 'postgres', q{
+    SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+    WHERE a.backend_type = 'projections worker' AND NOT l.granted
+      AND l.relation = 'projections.events'::regclass}, 't', 30);
+my ($ret, $out, $err) = $node->psql('postgres', q{
+    \\set VERBOSITY verbose
+    SET statement_timeout = '60s';
+    SELECT projections.append('queued', 'E', '{}')});
+is(sqlstate_of($err), '55000',
+    'an append does not queue behind the waiting repair: it is refused (the offset is stale) once the worker gives up')
+    or diag($err);
+$idle->query_safe('ROLLBACK');
+$idle->quit;
+poll_until($node, 'postgres', q{SELECT key_offset > 0 FROM projections.key_offset}, 't', 30);
+ok($node->safe_psql('postgres', q{SELECT projections.append('after', 'E', '{}')}) > 0,
+    'once the appender is gone the worker repairs the offset, and appends work');
+$node->safe_psql('postgres', q{
+    SELECT projections.unregister('offset_poke');
+    ALTER SYSTEM RESET projections.inline_switch_timeout; SELECT pg_reload_conf();});
+
 # --- a launcher that starts again (it was terminated, or exited on an
 # error) takes over the workers it finds running (0.2.0 started a second
 # worker for each database, each in a slot of its own, until none was left:
