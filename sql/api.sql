@@ -125,6 +125,15 @@ SELECT projections.wait('all_events', timeout => '50 ms');
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT projections.wait('all_events');
 ROLLBACK;
+-- wait_for_lsn() without a name waits for every projection that is not
+-- paused or failed: one that an owner paused does not fail it
+SELECT projections.pause('all_events');
+SELECT projections.append('s-9', 'Odd', '{}') > 0 AS appended;
+SELECT count(projections.run(name)) AS caught_up FROM projections.status WHERE state <> 'paused';
+SELECT projections.wait_for_lsn(pg_current_wal_insert_lsn(), NULL, '50 ms') AS all_running_caught_up;
+SELECT projections.wait_for_lsn(pg_current_wal_insert_lsn(), 'all_events', '50 ms') AS paused_one;
+SELECT projections.resume('all_events');
+SELECT projections.run('all_events');
 -- waiting for an event of one's own open transaction is refused
 BEGIN;
 SELECT projections.append('s-9', 'Odd', '{}') AS own \gset
