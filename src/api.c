@@ -537,7 +537,8 @@ projections_run(PG_FUNCTION_ARGS)
 	if (def->build_schema != NULL && ProjModelWrittenHere(def))
 		ereport(NOTICE,
 				(errmsg("the online rebuild of projection \"%s\" was not advanced", name),
-				 errdetail("This transaction has written its read model."),
+				 errdetail("This transaction has written tables: a write of its handler to "
+						   "them would go unnoticed."),
 				 errhint("Call projections.run() in a transaction of its own to advance it.")));
 	else if (def->build_schema != NULL)
 		while (ProjRebuildStep(name, true, &built))

@@ -321,18 +321,19 @@ TablesLockedForWrite(Oid shadow_nsp)
 }
 
 /*
- * Whether this transaction holds a lock on one of the projection's tables
- * that allows writing it (it may have written it).
+ * Whether this transaction holds a lock that allows writing on a table
+ * other than the extension's, temporary ones and the projection's new
+ * model's (it may have written it): a build's handler could then write
+ * that table unnoticed.
  */
 bool
 ProjModelWrittenHere(const ProjectionDef *def)
 {
-	List	   *locked = TablesLockedForWrite(InvalidOid);
-	bool		written = false;
-	int			i;
+	Oid			nsp = def->build_schema != NULL ?
+		get_namespace_oid(def->build_schema, true) : InvalidOid;
+	List	   *locked = TablesLockedForWrite(nsp);
+	bool		written = locked != NIL;
 
-	for (i = 0; i < def->ntables && !written; i++)
-		written = list_member_oid(locked, def->tables[i]);
 	list_free(locked);
 	return written;
 }
@@ -782,13 +783,13 @@ InitState(ApplyState *st, ProjectionDef *def, ProjTarget target,
 		st->baseline = TablesLockedForWrite(st->shadow_nsp);
 		MemoryContextSwitchTo(old);
 		/* a write to a table locked already would go unnoticed */
-		if (ProjModelWrittenHere(def))
+		if (st->baseline != NIL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("this transaction has written the read model of projection \"%s\"",
-							def->name),
-					 errdetail("A new model is built beside the live one only in a transaction "
-							   "that has not written the live one."),
+					 errmsg("cannot build a new model of projection \"%s\" in a transaction "
+							"that has written tables", def->name),
+					 errdetail("A write of its handler to a table this transaction has "
+							   "written already would go unnoticed."),
 					 errhint("Call it in a transaction of its own.")));
 	}
 	return true;
