@@ -264,6 +264,33 @@ RESET client_min_messages;
 SELECT state, rebuild_position IS NULL AS exchanged FROM projections.status WHERE name = 'counts';
 SELECT projections.resume('counts');
 
+-- a handler may append events when it applies the live model, not when it
+-- replays the history into a new one (every rebuild would append them again)
+CREATE TABLE shop.pings (pos bigint);
+CREATE FUNCTION shop.ping(e projections.events) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO pings VALUES (e.global_position);
+    PERFORM projections.append('pings', 'Pinged', '{}');
+END $$;
+SET search_path = shop;
+SET client_min_messages = error;
+SELECT projections.register('pinger', 'shop.ping(projections.events)', event_types => ARRAY['Booked'],
+                            tables => ARRAY['shop.pings']::regclass[]);
+RESET client_min_messages;
+RESET search_path;
+SELECT projections.run('pinger') > 0 AS applied;
+SELECT (SELECT count(*) FROM projections.events WHERE event_type = 'Pinged') =
+       (SELECT count(*) FROM shop.pings) AS one_ping_each;
+SET client_min_messages = error;
+SELECT projections.rebuild('pinger', online => true);
+SELECT projections.run('pinger');
+RESET client_min_messages;
+SELECT rebuild_position IS NULL AS stopped, last_error FROM projections.status WHERE name = 'pinger';
+SELECT (SELECT count(*) FROM projections.events WHERE event_type = 'Pinged') =
+       (SELECT count(*) FROM shop.pings) AS no_ping_more;
+SELECT try($$SELECT * FROM projections.verify('pinger')$$);
+SELECT projections.unregister('pinger');
+
 -- unregister and DROP EXTENSION take a half-built model along
 SET client_min_messages = error;
 SELECT projections.rebuild('counts', online => true);

@@ -781,6 +781,8 @@ InitState(ApplyState *st, ProjectionDef *def, ProjTarget target,
 
 		st->shadow_nsp = get_namespace_oid(schema, false);
 		st->baseline = TablesLockedForWrite(st->shadow_nsp);
+		if (target == PROJ_TARGET_BUILD)
+			ProjWorkerPublishBuild();
 		MemoryContextSwitchTo(old);
 		/* a write to a table locked already would go unnoticed */
 		if (st->baseline != NIL)

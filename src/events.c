@@ -35,6 +35,7 @@
 
 #include "compat.h"
 #include "events.h"
+#include "handler.h"
 #include "inline.h"
 #include "keys.h"
 #include "registry.h"
@@ -536,6 +537,13 @@ projections_events_before_insert(PG_FUNCTION_ARGS)
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		elog(ERROR, "projections_events_before_insert must be a BEFORE INSERT row trigger");
+
+	/* (an append made while replaying would be made again by every replay) */
+	if (ProjInNewModelCall() || ProjAppendsRefused())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a handler building a new model cannot append events"),
+				 errdetail("An online rebuild or verify() replays the history: it must not add to it.")));
 
 	rel = trigdata->tg_relation;
 	desc = RelationGetDescr(rel);

@@ -17,6 +17,7 @@ typedef struct ProjCall
 	Oid			owner;
 	char	   *search_path;	/* what each call runs under */
 	const char *projection;
+	bool		new_model;		/* it builds a new model (online rebuild, verify) */
 } ProjCall;
 
 /* why a function cannot be called for a projection */
@@ -38,6 +39,7 @@ extern void ProjCallPrepare(ProjCall *call, Oid func, Oid owner,
 extern void ProjCallHandler(ProjCall *call, Datum arg);
 extern void ProjCallReset(ProjCall *call);
 extern bool ProjCallTimedOut(void);
+extern bool ProjInNewModelCall(void);
 extern bool ProjErrorIsTransient(int sqlerrcode, bool timed_out);
 extern void ProjHandlerInit(void);
 

@@ -43,6 +43,7 @@
 #include "compat.h"
 #include "keys.h"
 #include "registry.h"
+#include "shmem.h"
 
 static bool offset_valid = false;
 static int64 offset_value = 0;
@@ -218,7 +219,38 @@ ProjKeyRestored(int64 key)
 int64
 ProjSafeKey(Snapshot snapshot)
 {
-	return (int64) FullXid(snapshot->xmin) + ProjKeyOffset();
+	TransactionId horizon = snapshot->xmin;
+	TransactionId builds[PROJ_MAX_WORKERS_PER_DB];
+	int			nbuilds;
+
+	/*
+	 * The transactions of the workers that build new models append no
+	 * event: leave them out, so that a long batch of an online rebuild
+	 * does not hold back what the live projections may apply.  (On a
+	 * standby the snapshot lists no transactions this way: keep its xmin.)
+	 */
+	if (!snapshot->takenDuringRecovery && (nbuilds = ProjBuildXids(builds)) > 0)
+	{
+		TransactionId own = GetTopTransactionIdIfAny();
+		uint32		i;
+		int			j;
+
+		horizon = snapshot->xmax;
+		for (i = 0; i < snapshot->xcnt; i++)
+		{
+			TransactionId xid = snapshot->xip[i];
+			bool		skip = false;
+
+			for (j = 0; j < nbuilds && !skip; j++)
+				skip = TransactionIdEquals(xid, builds[j]);
+			if (!skip && TransactionIdPrecedes(xid, horizon))
+				horizon = xid;
+		}
+		if (TransactionIdIsValid(own) && !ProjAppendsRefused() &&
+			TransactionIdPrecedes(own, horizon))
+			horizon = own;
+	}
+	return (int64) FullXid(horizon) + ProjKeyOffset();
 }
 
 /*

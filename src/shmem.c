@@ -50,6 +50,8 @@ typedef struct ProjWorkerEntry
 	Latch	   *latch;
 	bool		build;			/* applying the shadow model of ... */
 	char		applying[NAMEDATALEN];	/* ... this projection ("" if none) */
+	TransactionId build_xid;	/* its transaction building a new model, which
+								 * appends no event (or invalid) */
 } ProjWorkerEntry;
 
 /*
@@ -99,6 +101,9 @@ static int	my_index = -1;
 
 /* this worker was asked to exit (SIGTERM): its exit is no crash */
 static volatile sig_atomic_t worker_terminating = false;
+
+/* this worker's transaction published its xid as a new model's builder */
+static bool xact_build_published = false;
 
 /* the slot of this backend's database, found once and checked on each use */
 static int	db_slot = -1;
@@ -333,6 +338,7 @@ WorkerDetach(int code, Datum arg)
 		ProjWorkerEntry *me = &my_slot->workers[my_index];
 		Latch	   *launcher = shared->launcher_latch;
 
+		me->build_xid = InvalidTransactionId;
 		SpinLockAcquire(&my_slot->mutex);
 		if (code != 0 && !worker_terminating && me->applying[0] != '\0')
 			NoteCrash(my_slot, me->applying, me->build);
@@ -441,6 +447,7 @@ ProjWorkerAttach(int slot, int index, Oid dboid)
 	my_index = index;
 	me = &my_slot->workers[index];
 	me->applying[0] = '\0';
+	me->build_xid = InvalidTransactionId;
 	me->latch = MyLatch;
 	me->pid = MyProcPid;
 	before_shmem_exit(WorkerDetach, (Datum) 0);
@@ -471,6 +478,56 @@ int
 ProjWorkerSlot(void)
 {
 	return (int) (my_slot - shared->slots);
+}
+
+/*
+ * This worker's transaction is about to build a new model (an online
+ * rebuild): publish its xid, so that the safe key of every other
+ * transaction leaves it out, and a live projection is not held back until
+ * a long batch of the rebuild commits.  That is right only because the
+ * transaction appends no event: not before (then nothing is published),
+ * nor after (ProjAppendsRefused, until it ends).
+ */
+void
+ProjWorkerPublishBuild(void)
+{
+	if (my_slot == NULL || xact_build_published || xact_appended)
+		return;
+	my_slot->workers[my_index].build_xid = GetTopTransactionId();
+	pg_write_barrier();
+	xact_build_published = true;
+}
+
+/* Whether this transaction may append no more events (see above). */
+bool
+ProjAppendsRefused(void)
+{
+	return xact_build_published;
+}
+
+/*
+ * The transactions of this database's workers that build new models and
+ * append no event, into out (room for PROJ_MAX_WORKERS_PER_DB); returns
+ * how many.
+ */
+int
+ProjBuildXids(TransactionId *out)
+{
+	ProjDbSlot *slot = FindSlot(MyDatabaseId);
+	int			n = 0;
+	int			i;
+
+	if (slot == NULL)
+		return 0;
+	pg_read_barrier();
+	for (i = 0; i < PROJ_MAX_WORKERS_PER_DB; i++)
+	{
+		TransactionId xid = slot->workers[i].build_xid;
+
+		if (TransactionIdIsValid(xid))
+			out[n++] = xid;
+	}
+	return n;
 }
 
 /* Say what this worker applies now (NULL: nothing). */
@@ -761,6 +818,14 @@ ProjNotePreparedCommit(void)
 static void
 ShmemXactCallback(XactEvent event, void *arg)
 {
+	if (xact_build_published &&
+		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		 event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		 event == XACT_EVENT_PREPARE))
+	{
+		my_slot->workers[my_index].build_xid = InvalidTransactionId;
+		xact_build_published = false;
+	}
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:

@@ -96,6 +96,7 @@ static char my_dbname[NAMEDATALEN];
 static MemoryContext units_cxt = NULL;
 static Unit *units = NULL;
 static int	nunits = 0;
+static int	nbuilds = 0;		/* units that are online rebuilds */
 static uint32 units_version = 0;
 static TimestampTz units_at = 0;
 static HTAB *backoffs = NULL;
@@ -117,6 +118,7 @@ static ProjStatement horizon_holder_stmt = {
 };
 
 pg_noreturn static void WorkerExit(ProjWorkerState state);
+static void ManageHelpers(int busy);
 pg_noreturn static void ExtensionGone(void);
 
 static void
@@ -208,6 +210,7 @@ RefreshUnits(void)
 	MemoryContextReset(units_cxt);
 	units = NULL;
 	nunits = 0;
+	nbuilds = 0;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	present = ProjLockExtension();
@@ -244,6 +247,7 @@ RefreshUnits(void)
 			{
 				strlcpy(units[nunits].name, def->name, NAMEDATALEN);
 				units[nunits++].build = true;
+				nbuilds++;
 			}
 		}
 		MemoryContextSwitchTo(old);
@@ -490,6 +494,13 @@ RunRound(bool *blocked)
 
 	MemoryContextReset(round_cxt);
 	MemoryContextSwitchTo(round_cxt);
+	/*
+	 * An online rebuild has work for a long while: its helper comes now,
+	 * not after the rebuild's first batch (so live projections do not wait
+	 * for that batch).
+	 */
+	if (my_index == 0 && nbuilds > 0)
+		ManageHelpers(nbuilds);
 	/* (a unit that ends the process must not always be the first) */
 	start = ProjWorkerNextRound(nunits);
 	for (i = 0; i < nunits; i++)
@@ -513,15 +524,18 @@ WorkersWanted(void)
 }
 
 /*
- * The leader: start another worker while more projections have work than
- * processes apply them, up to projections.workers_per_database.  Without a
- * free background worker slot, go on with fewer (and say so once).
+ * The leader: start another worker while fewer processes run than the
+ * units with work, plus one for the others when there are others (so that
+ * a long catch-up or rebuild does not hold up the live projections), up to
+ * projections.workers_per_database.  Without a free background worker
+ * slot, go on with fewer (and say so once).
  */
 static void
 ManageHelpers(int busy)
 {
 	int			running = 1;
 	int			free_index = -1;
+	int			wanted = Min(nunits, busy + (nunits > busy ? 1 : 0));
 	int			i;
 
 	for (i = 1; i < PROJ_MAX_WORKERS_PER_DB; i++)
@@ -539,7 +553,7 @@ ManageHelpers(int busy)
 		else if (free_index < 0 && i < WorkersWanted())
 			free_index = i;
 	}
-	if (busy < 2 || running >= busy || running >= WorkersWanted() || free_index < 0 ||
+	if (busy < 1 || running >= wanted || running >= WorkersWanted() || free_index < 0 ||
 		GetCurrentTimestamp() < helper_retry_at)
 		return;
 
@@ -686,8 +700,8 @@ projections_worker_main(Datum main_arg)
 			continue;
 		}
 
-		/* a helper without work for a while goes */
-		if (my_index > 0)
+		/* a helper without work for a while goes (not during a rebuild) */
+		if (my_index > 0 && nbuilds == 0)
 		{
 			TimestampTz now = GetCurrentTimestamp();
 

@@ -1,6 +1,7 @@
 # Parallel apply: with projections.workers_per_database = 2, two busy
 # projections are applied by two processes at once, each exactly once; a
-# projection's rebuild does not hold up a live one; lowering the setting
+# projection's rebuild, plain or online, does not hold up a live one (online:
+# not even for one of its batches); lowering the setting
 # sends the extra worker away; without a free worker slot the database is
 # served by fewer workers, and nothing stalls.
 use strict;
@@ -69,6 +70,42 @@ cmp_ok($node->safe_psql('postgres', q{SELECT lag FROM projections.status WHERE n
 is($node->safe_psql('postgres', q{SELECT projections.wait('a', timeout => '120 s')}), 't',
     'the rebuild ends');
 exactly_once($node, 'seen_a', 'rebuilt');
+
+# an online rebuild of a, in batches of 1000 events of 10 ms each: a second
+# worker comes at once, and b's live events are applied long before one of
+# the rebuild's batches ends (the rebuild's transactions append nothing, so
+# they do not hold back what b may apply)
+$node->safe_psql('postgres', q{
+    ALTER SYSTEM SET projections.batch_size = 1000; SELECT pg_reload_conf();});
+$node->safe_psql('postgres', q{
+    SELECT projections.set_tables('a', ARRAY['seen_a']::regclass[]);
+    CREATE OR REPLACE FUNCTION slow_a(e projections.events) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO seen_a VALUES (e.global_position); PERFORM pg_sleep(0.01); END $$;
+    SELECT projections.rebuild('a', online => true);});
+ok($node->poll_query_until('postgres', q{
+        SELECT (SELECT count(*) FROM pg_stat_activity
+                WHERE backend_type = 'projections worker'
+                  AND query = 'building projection "a" (online rebuild)') = 1
+           AND (SELECT max(workers) FROM projections.status) = 2}),
+    'online rebuild: a second worker comes while the first builds');
+$pos = $node->safe_psql('postgres', q{SELECT projections.append('live', 'E', '{}')});
+is($node->safe_psql('postgres', qq{SELECT projections.wait('b', $pos, '3 s')}), 't',
+    'a live event of b is applied within 3 s ...');
+is($node->safe_psql('postgres', q{
+        SELECT count(*) FROM pg_stat_activity
+        WHERE backend_type = 'projections worker'
+          AND query = 'building projection "a" (online rebuild)'}), '1',
+    '... while a batch of the rebuild (10 s) is still being applied');
+ok($node->poll_query_until('postgres',
+        q{SELECT rebuild_position IS NULL FROM projections.status WHERE name = 'a'}),
+    'the online rebuild ends');
+is($node->safe_psql('postgres', q{SELECT projections.wait('a', timeout => '60 s')}), 't',
+    'and a catches up');
+exactly_once($node, 'seen_a', 'rebuilt online');
+$node->safe_psql('postgres', q{
+    ALTER SYSTEM RESET projections.batch_size; SELECT pg_reload_conf();
+    CREATE OR REPLACE FUNCTION slow_a(e projections.events) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO seen_a VALUES (e.global_position); PERFORM pg_sleep(0.002); END $$;});
 
 # fewer workers: the extra one goes
 $node->safe_psql('postgres', q{ALTER SYSTEM SET projections.workers_per_database = 1; SELECT pg_reload_conf()});
