@@ -8,6 +8,8 @@
 #   --cassert   --enable-cassert --enable-debug
 #   --rebuild   build again even if the cache has this build
 #
+# Exit status: 0 built (or cached), 3 the source could not be downloaded,
+# 1 any other failure.
 # The cache is $PROJECTIONS_PG_CACHE, or /var/cache/projections-pg for root,
 # or ${XDG_CACHE_HOME:-~/.cache}/projections-pg; each build is installed in
 # its own prefix there, named by major and flags (18, 18-cassert, ...).  A
@@ -36,7 +38,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 umask 022
 
-usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; }
 major=
 cassert=0
 rebuild=0
@@ -214,8 +216,10 @@ fail() {
     exit 1
 }
 
-fetch_orig "postgresql-$major" "$major.*" ||
-    fail "PostgreSQL $major: no source package could be downloaded (Debian has 15 in bookworm, 17 in trixie, 18 in sid)"
+if ! fetch_orig "postgresql-$major" "$major.*"; then
+    say "FAILED: PostgreSQL $major: no source package could be downloaded (Debian has 15 in bookworm, 17 in trixie, 18 in sid)"
+    exit 3
+fi
 pg_orig=$orig
 pg_srcver=$srcver
 fetch_orig pgtap "$pgtap_wanted" || fail "pgTAP $pgtap_wanted: no source package could be downloaded"

@@ -50,10 +50,13 @@ else
     ensure_debs make gcc libtap-parser-sourcehandler-pgtap-perl libipc-run-perl python3-psycopg2
     echo "== PostgreSQL $pg$([ $cassert -eq 0 ] || echo ' with assertions') from Debian's source package"
     t0=$(date +%s)
-    if ! PG_CONFIG=$(scripts/pgbuild.sh "$pg" $([ $cassert -eq 0 ] || echo --cassert)); then
+    built=0
+    PG_CONFIG=$(scripts/pgbuild.sh "$pg" $([ $cassert -eq 0 ] || echo --cassert)) || built=$?
+    if [ $built -ne 0 ]; then
         echo "!! could not build PostgreSQL $pg: nothing was tested"
         echo "== FAILED"
-        exit 1
+        # 3: its source could not be downloaded
+        exit $([ $built -eq 3 ] && echo 3 || echo 1)
     fi
     echo "   $PG_CONFIG ($(($(date +%s) - t0)) s)"
 fi
