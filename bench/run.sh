@@ -141,6 +141,8 @@ projections.poll_interval = '1s'
 logging_collector = off
 log_min_messages = warning
 log_checkpoints = off
+# bench.py reads the exchange's log line of 11 and its time (Unix epoch)
+log_line_prefix = '%n [%p] '
 CONF
 as_server_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
 
@@ -149,6 +151,7 @@ PGHOST="$dir" PGPORT="$port" PGUSER=postgres \
     "$py" "$here/bench.py" \
         --host "$dir" --port "$port" --bindir "$bindir" \
         --example "$example" --events "$events" --rounds "$rounds" \
+        --server-log "$dir/server.log" \
         $( [ $quick -eq 1 ] && echo --quick ) \
         $( [ $profile -eq 1 ] && echo --profile ) \
         ${output:+--output "$output"}
