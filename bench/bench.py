@@ -39,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROJ = "order_summary"
 BATCH = "order_summary_batch"     # 8: the same read model, with the batch handler
 LIVE = "bench_live"                # 10: a small live projection (bench.sql)
+SHORT_BATCH = 250                  # 10: projections.batch_size of the last condition
 DB = "bench"
 ORDER_TYPES = ["OrderCreated", "OrderItemAdded", "OrderItemRemoved",
                "OrderShipped", "OrderCompleted", "OrderCancelled"]
@@ -80,6 +81,16 @@ def quantile(sorted_values, q):
         return None
     k = max(0, min(len(sorted_values) - 1, int(round(q * len(sorted_values) + 0.5)) - 1))
     return sorted_values[k]
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used, in seconds (None if gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def proc_status(pid):
@@ -786,33 +797,47 @@ class Bench:
                 f" p99 {fmt_ms(r['rtt99'])} ms")
 
     # ------------------------------------------- workers, copies, waits
-    def workers_running(self, conn):
-        return self.one(conn, "SELECT count(*) FROM pg_stat_activity"
-                              " WHERE backend_type = 'projections worker' AND datname = %s", (DB,))
+    def worker_pids(self, conn):
+        return [r[0] for r in self.q(conn, "SELECT pid FROM pg_stat_activity"
+                                           " WHERE backend_type = 'projections worker'"
+                                           " AND datname = %s", (DB,))]
 
-    def set_workers(self, conn, n, settle=True):
-        """projections.workers_per_database = n (None: the default) with
-        ALTER SYSTEM and a reload; returns once a new connection sees it
-        and, with settle, once no more than n workers run (the extra ones
-        exit when they see the new value; they start again only when the
-        first worker finds two projections with work)."""
-        if n is None:
-            self.q(conn, "ALTER SYSTEM RESET projections.workers_per_database")
+    def workers_running(self, conn):
+        return len(self.worker_pids(conn))
+
+    def set_setting(self, conn, name, value):
+        """A reloadable setting (None: its default) with ALTER SYSTEM and a
+        reload; returns once a new connection sees it."""
+        if not hasattr(self, "orig_settings"):
+            self.orig_settings = {}
+        if name not in self.orig_settings:
+            c = self.connect(app="projections-bench settings")
+            self.orig_settings[name] = self.one(c, f"SHOW {name}")
+            c.close()
+        if value is None:
+            self.q(conn, f"ALTER SYSTEM RESET {name}")
         else:
-            self.q(conn, f"ALTER SYSTEM SET projections.workers_per_database = {int(n)}")
+            self.q(conn, f"ALTER SYSTEM SET {name} = {int(value)}")
         self.q(conn, "SELECT pg_reload_conf()")
-        want = str(n if n is not None else 2)
+        want = str(value) if value is not None else self.orig_settings[name]
         deadline = time.monotonic() + 30
         while True:
             c = self.connect(app="projections-bench settings")
-            seen = self.one(c, "SHOW projections.workers_per_database")
+            seen = self.one(c, f"SHOW {name}")
             c.close()
             if seen == want:
-                break
+                return
             if time.monotonic() > deadline:
-                raise Wrong(f"projections.workers_per_database is still {seen} 30 s after"
-                            f" the reload that set it to {want}")
+                raise Wrong(f"{name} is still {seen} 30 s after the reload that set it to {want}")
             time.sleep(0.02)
+
+    def set_workers(self, conn, n, settle=True):
+        """projections.workers_per_database = n (None: as configured) with
+        ALTER SYSTEM and a reload; returns once a new connection sees it
+        and, with settle, once no more than n workers run (the extra ones
+        exit when they see the new value; they start again only when the
+        first worker finds projections with work for them)."""
+        self.set_setting(conn, "projections.workers_per_database", n)
         if settle and n is not None:
             deadline = time.monotonic() + 30
             while self.workers_running(conn) > n:
@@ -878,9 +903,20 @@ class Bench:
         self.q(conn, "CHECKPOINT")
         lsn = self.wal_lsn(conn)
         seen = [0]
+        # CPU time of the workers: at the start (the first worker's) and the
+        # last reading of each process seen (a new worker starts from 0)
+        cpu0 = {pid: cpu_seconds(pid) for pid in self.worker_pids(conn)}
+        cpu = dict(cpu0)
+        blks0 = self.q(conn, "SELECT blks_read, blks_hit FROM pg_stat_database"
+                             " WHERE datname = current_database()")[0]
 
         def count_workers():
-            seen[0] = max(seen[0], self.workers_running(conn))
+            pids = self.worker_pids(conn)
+            seen[0] = max(seen[0], len(pids))
+            for pid in pids:
+                c = cpu_seconds(pid)
+                if c is not None:
+                    cpu[pid] = c
 
         t0 = time.monotonic()
         self.q(conn, "BEGIN")
@@ -892,23 +928,30 @@ class Bench:
             self.q(conn, "ROLLBACK")
             raise
         self.wait_all_caught_up(conn, names, on_poll=count_workers)
+        count_workers()
         dt = time.monotonic() - t0
         wal = self.wal_since(conn, lsn)
+        busy = sum(c - (cpu0.get(pid) or 0) for pid, c in cpu.items() if c is not None) / dt
+        blks = self.q(conn, "SELECT blks_read, blks_hit FROM pg_stat_database"
+                            " WHERE datname = current_database()")[0]
         applied = self.q(conn, "SELECT name, events_applied FROM projections.projection"
                                " WHERE name = ANY (%s)", (names,))
         events = sum(a for _, a in applied)
         for name in names:
             self.q(conn, "SELECT projections.unregister(%s)", (name,))
         log(f"   9. {n} projections, workers_per_database {w}: {events:,} events in {dt:.2f} s:"
-            f" {events / dt:,.0f} events/s in all; up to {seen[0]} workers seen;"
-            f" WAL {wal / max(events, 1):,.0f} B/event")
+            f" {events / dt:,.0f} events/s in all; up to {seen[0]} workers seen, using"
+            f" {busy:.2f} CPUs on average; WAL {wal / max(events, 1):,.0f} B/event;"
+            f" blocks read from outside shared_buffers {blks[0] - blks0[0]:,},"
+            f" hits {blks[1] - blks0[1]:,}")
         if events != n * self.applied:
             self.problems.append(f"{n} parallel projections applied {events} events in all,"
                                  f" not {n} x {self.applied}")
         for name, c in zip(names, copies):
             self.compare(conn, f"{name} ({n} projections, {w} workers, round {rnd + 1})",
                          c["table"])
-        return {"seconds": dt, "events": events, "rate": events / dt, "workers": seen[0]}
+        return {"seconds": dt, "events": events, "rate": events / dt, "workers": seen[0],
+                "cpus": busy}
 
     def parallel(self, conn):
         rounds = self.a.rounds
@@ -944,9 +987,12 @@ class Bench:
         self.register_copy(conn, rb, copy)
         self.wait_all_caught_up(conn, [LIVE])
         self.rb_latency = []
-        for w in (1, 2):
+        # the third: what a shorter rebuild batch changes (see bench/README.md)
+        for w, batch in ((1, None), (2, None), (2, SHORT_BATCH)):
             self.set_workers(conn, 1)
             self.set_workers(conn, w)
+            if batch:
+                self.set_setting(conn, "projections.batch_size", batch)
             state = {"rebuilds": 0, "workers": 0, "checks": 0}
 
             def between(i, rb=rb, state=state):
@@ -958,16 +1004,20 @@ class Bench:
                     state["workers"] = max(state["workers"], self.workers_running(conn))
 
             self.q(conn, "CHECKPOINT")
-            r = self.latency_run(conn, f"rb{w}", n, ping=True, between=between)
+            r = self.latency_run(conn, f"rb{w}-{batch or 0}", n, ping=True, between=between)
             state["workers"] = max(state["workers"], self.workers_running(conn))
             pids = dict(self.q(conn, "SELECT name, applied_by FROM projections.projection"
                                      " WHERE name IN (%s, %s)", (LIVE, rb)))
             state["same_pid"] = pids.get(LIVE) == pids.get(rb)
-            r["label"] = f"{w} worker{'s' if w > 1 else ''}"
+            if batch:
+                self.set_setting(conn, "projections.batch_size", None)
+            r["label"] = (f"{w} worker{'s' if w > 1 else ''}"
+                          + (f", projections.batch_size {batch}" if batch else ""))
             r["w"] = w
+            r["batch"] = batch
             r.update(state)
             self.rb_latency.append(r)
-            log(f"   workers_per_database {w}: p50 {fmt_ms(r['p50'])} ms,"
+            log(f"   {r['label']}: p50 {fmt_ms(r['p50'])} ms,"
                 f" p99 {fmt_ms(r['p99'])} ms, max {fmt_ms(r['max'])} ms over {r['n']} appends,"
                 f" {r['timeouts']} timeouts (5 s); {state['rebuilds']} rebuild(s) started,"
                 f" up to {state['workers']} workers seen, the last batches of both applied by"
@@ -1303,22 +1353,25 @@ class Bench:
                 if n == 2 and w == 2:
                     target = f">= 1.70x 1 worker ({cpus} CPUs)"
                     verdict = met(ratio >= 1.7)
+                each = ", ".join(f"{a['rate'] / b['rate']:.2f}" for a, b in zip(runs, base))
                 row(f"9. {n} projections registered at once, {w} worker{'s' if w > 1 else ''}"
                     + (" (baseline)" if w == 1 else ""),
                     f"{fmt_rate(statistics.median(rates))} ev/s in all"
                     f"{self.spread(rates[0], rates[-1], len(rates))},"
                     f" {statistics.median(r['seconds'] for r in runs):.2f} s;"
-                    f" up to {max(r['workers'] for r in runs)} workers seen",
+                    f" up to {max(r['workers'] for r in runs)} workers seen, busy"
+                    f" {statistics.median(r['cpus'] for r in runs):.2f} CPUs"
+                    + (f"; ratio per round: {each}" if w > 1 and len(runs) > 1 else ""),
                     fmt_ratio(ratio), target, verdict)
         # 10. live latency during another projection's rebuild
         for r in self.rb_latency:
-            two = r["w"] == 2
+            two = r["w"] == 2 and not r["batch"]
             row(f"10. live projection commit -> visible during another's rebuild, {r['label']}",
                 f"p50 {fmt_ms(r['p50'])} / p99 {fmt_ms(r['p99'])} / max {fmt_ms(r['max'])} ms"
                 + (f", {r['timeouts']} timeouts" if r["timeouts"] else "")
                 + f"; up to {r['workers']} worker{'s' if r['workers'] != 1 else ''} seen"
                 + ("; both applied by one process" if r["same_pid"] else "")
-                + ("" if two else "; waits for the rebuild's batch (round-robin)"),
+                + ("; waits for the rebuild's batch (round-robin)" if r["w"] == 1 else ""),
                 "", "p99 < 10 ms" if two else "",
                 met(r["p99"] is not None and r["p99"] < 10.0 and r["timeouts"] == 0) if two else "")
         # 11. online rebuild
@@ -1372,11 +1425,13 @@ class Bench:
             f" ceiling: batches of a few thousand events beat it (examples/ecommerce/README.md).",
             f"9: order events applied per second by all the projections together, from"
             f" registration until all have caught up, median of {rounds} rounds; ratio: to 1"
-            f" worker with the same projections in the same round; {cpus} CPUs"
-            f" (os.cpu_count()).",
+            f" worker with the same projections in the same round; busy: the workers' CPU"
+            f" time over the run's time (/proc); {cpus} CPUs (os.cpu_count()).",
             f"10: as 5, for a projection of its own event type (one INSERT per event), while a"
             f" copy of order_summary is rebuilt (plain rebuild, started again whenever it"
-            f" ended); one run per setting.",
+            f" ended); one run per setting; the last with the rebuild's batches cut to"
+            f" {SHORT_BATCH} events (a live event waits for the rebuild batch that is open when"
+            f" it commits: the safe key).",
             f"11: rebuild times, median of {rounds} rounds (range); exchange: the server log's"
             f" lock and exchange times, and a reader of the live table (a primary-key lookup"
             f" every 2 ms): its query that ended first after the exchange's log line, and its"
