@@ -357,9 +357,24 @@ class Bench:
         finally:
             self.q(conn, "RESET search_path")
 
-    def note_rate(self, method, n, dt, wal):
+    def note_rate(self, method, n, dt, wal, cpu=None):
+        """cpu: CPU seconds of the process that applied the events (the
+        worker, or the backend running the loop or the statement)"""
         self.catch.setdefault(method, []).append(
-            {"events": n, "seconds": dt, "rate": n / dt, "wal": wal / max(n, 1)})
+            {"events": n, "seconds": dt, "rate": n / dt, "wal": wal / max(n, 1),
+             "cpu_us": cpu / max(n, 1) * 1e6 if cpu is not None else None})
+
+    @staticmethod
+    def fmt_cpu(cpu, n):
+        return f"; CPU {cpu / max(n, 1) * 1e6:.1f} us/event" if cpu is not None else ""
+
+    def backend_pid(self, conn):
+        return self.one(conn, "SELECT pg_backend_pid()")
+
+    @staticmethod
+    def cpu_since(pid, before):
+        after = cpu_seconds(pid)
+        return after - before if after is not None and before is not None else None
 
     def catch_up(self, conn, rnd):
         """1. The worker: register order_summary on the history (first
@@ -383,6 +398,7 @@ class Bench:
         idle = proc_status(pid)
         self.q(conn, "CHECKPOINT")
         lsn = self.wal_lsn(conn)
+        cpu0 = cpu_seconds(pid)
         th = None
         if sampler_conn is not None:
             th = threading.Thread(target=sample, daemon=True)
@@ -395,6 +411,7 @@ class Bench:
             self.q(conn, "SELECT projections.rebuild(%s)", (PROJ,))
         self.wait_caught_up(conn)
         dt = time.monotonic() - t0
+        cpu = self.cpu_since(pid, cpu0)
         if th is not None:
             stop.set()
             th.join()
@@ -411,17 +428,18 @@ class Bench:
             log(f"   1. worker ({how}): {applied:,} events applied of {self.history:,} in"
                 f" {dt:.2f} s: {applied / dt:,.0f} events/s applied"
                 f" ({self.history / dt:,.0f} events/s of history); {rows:,} orders;"
-                f" WAL {wal / max(applied, 1):,.0f} B/event")
+                f" WAL {wal / max(applied, 1):,.0f} B/event{self.fmt_cpu(cpu, applied)}")
             self.rss(pid, idle, samples, applied)
         else:
             log(f"   1. worker ({how}): {applied:,} events in {dt:.2f} s:"
-                f" {applied / dt:,.0f} events/s; WAL {wal / max(applied, 1):,.0f} B/event")
+                f" {applied / dt:,.0f} events/s; WAL {wal / max(applied, 1):,.0f} B/event"
+                f"{self.fmt_cpu(cpu, applied)}")
             if applied != self.applied:
                 self.problems.append(f"worker round {rnd + 1} applied {applied} events,"
                                      f" round 1 {self.applied}")
             self.snapshot(conn, "bench.r_round")
             self.compare(conn, f"worker round {rnd + 1}", "bench.r_round")
-        self.note_rate("worker", applied, dt, wal)
+        self.note_rate("worker", applied, dt, wal, cpu)
 
     # ------------------------------------------------------------- 7. RSS
     def rss(self, pid, idle, samples, applied):
@@ -453,6 +471,8 @@ class Bench:
     def plpgsql_loop(self, conn, rnd):
         self.empty_read_model(conn)
         lsn = self.wal_lsn(conn)
+        pid = self.backend_pid(conn)
+        cpu0 = cpu_seconds(pid)
         t0 = time.monotonic()
         self.q(conn, "SELECT set_config('search_path', %s, false)", (SEARCH_PATH,))
         try:
@@ -460,13 +480,14 @@ class Bench:
         finally:
             self.q(conn, "RESET search_path")
         dt = time.monotonic() - t0
+        cpu = self.cpu_since(pid, cpu0)
         wal = self.wal_since(conn, lsn)
         n = self.one(conn, "SELECT applied FROM bench.checkpoint WHERE name = 'plpgsql_loop'")
         log(f"   2. PL/pgSQL loop: {n:,} events in {dt:.2f} s: {n / dt:,.0f} events/s;"
-            f" WAL {wal / max(n, 1):,.0f} B/event")
+            f" WAL {wal / max(n, 1):,.0f} B/event{self.fmt_cpu(cpu, n)}")
         if n != self.applied:
             self.problems.append(f"PL/pgSQL loop applied {n} events, the worker {self.applied}")
-        self.note_rate("loop", n, dt, wal)
+        self.note_rate("loop", n, dt, wal, cpu)
         self.snapshot(conn, "bench.r_round")
         self.compare(conn, "PL/pgSQL loop", "bench.r_round")
 
@@ -499,14 +520,17 @@ class Bench:
             query = f.read().strip().rstrip(";")
         self.empty_read_model(conn)
         lsn = self.wal_lsn(conn)
+        pid = self.backend_pid(conn)
+        cpu0 = cpu_seconds(pid)
         t0 = time.monotonic()
         self.q(conn, "INSERT INTO ecommerce.order_summary " + query)
         dt = time.monotonic() - t0
+        cpu = self.cpu_since(pid, cpu0)
         wal = self.wal_since(conn, lsn)
         n = self.applied
         log(f"   4. set-based SQL: {n:,} order events in {dt:.2f} s: {n / dt:,.0f} events/s;"
-            f" WAL {wal / max(n, 1):,.0f} B/event")
-        self.note_rate("setbased", n, dt, wal)
+            f" WAL {wal / max(n, 1):,.0f} B/event{self.fmt_cpu(cpu, n)}")
+        self.note_rate("setbased", n, dt, wal, cpu)
         self.snapshot(conn, "bench.r_round")
         self.compare(conn, "set-based SQL", "bench.r_round")
 
@@ -519,6 +543,8 @@ class Bench:
         how = "register" if rnd == 0 else "rebuild"
         self.empty_read_model(conn)
         lsn = self.wal_lsn(conn)
+        pid = self.worker_pid(conn)
+        cpu0 = cpu_seconds(pid)
         t0 = time.monotonic()
         if rnd == 0:
             self.register(conn, SEARCH_PATH, BATCH, self.reg["batch"], "async",
@@ -527,6 +553,7 @@ class Bench:
             self.q(conn, "SELECT projections.rebuild(%s)", (BATCH,))
         self.wait_caught_up(conn, BATCH)
         dt = time.monotonic() - t0
+        cpu = self.cpu_since(pid, cpu0)
         wal = self.wal_since(conn, lsn)
         self.q(conn, "SELECT projections.pause(%s)", (BATCH,))
         applied = self.one(conn, "SELECT events_applied FROM projections.projection"
@@ -534,11 +561,11 @@ class Bench:
         n = self.applied
         log(f"   8. worker, batch handler ({how}): {n:,} order events in {dt:.2f} s:"
             f" {n / dt:,.0f} events/s; WAL {wal / max(n, 1):,.0f} B/event"
-            f" (events_applied {applied:,})")
+            f"{self.fmt_cpu(cpu, n)} (events_applied {applied:,})")
         if applied != n:
             self.problems.append(f"batch handler round {rnd + 1} applied {applied} events,"
                                  f" the per-event worker {n}")
-        self.note_rate("batch", n, dt, wal)
+        self.note_rate("batch", n, dt, wal, cpu)
         self.snapshot(conn, "bench.r_round")
         self.compare(conn, f"batch handler round {rnd + 1}", "bench.r_round")
 
@@ -1256,6 +1283,20 @@ class Bench:
         rates = sorted(r["rate"] for r in runs)
         return statistics.median(rates), rates[0], rates[-1], statistics.median(r["wal"] for r in runs)
 
+    def cpu_note(self, method):
+        """the median CPU time per event of a method, and its ratio to the
+        loop's (median over the rounds)"""
+        runs = self.catch[method]
+        if any(r["cpu_us"] is None for r in runs):
+            return ""
+        cpu = statistics.median(r["cpu_us"] for r in runs)
+        text = f", CPU {cpu:.1f} us/ev"
+        base = self.catch["loop"]
+        if method != "loop" and all(r["cpu_us"] for r in base):
+            ratio = statistics.median(a["cpu_us"] / b["cpu_us"] for a, b in zip(runs, base))
+            text += f" ({ratio:.2f}x the loop's)"
+        return text
+
     def paired(self, method, base="loop"):
         """Median over the rounds of the ratio of two methods measured in the
         same round (close in time: less exposed to the machine's load)."""
@@ -1292,25 +1333,28 @@ class Bench:
             lines.append((figure, value, ratio, target, verdict))
 
         row("2. PL/pgSQL loop calling the handler, COMMIT per 1000 (baseline)",
-            f"{fmt_rate(loop)} ev/s{self.spread(lo, hi, rounds)}, {loop_wal:,.0f} B WAL/ev",
+            f"{fmt_rate(loop)} ev/s{self.spread(lo, hi, rounds)}, {loop_wal:,.0f} B WAL/ev"
+            f"{self.cpu_note('loop')}",
             "1.00x", "", "")
         w_loop, ext_loop, sb_loop = self.paired("worker"), self.paired("external"), self.paired("setbased")
         w_ext = self.paired("worker", "external")
         row("1. background worker (register / rebuild)",
-            f"{fmt_rate(w)} ev/s{self.spread(wlo, whi, rounds)}, {w_wal:,.0f} B WAL/ev",
+            f"{fmt_rate(w)} ev/s{self.spread(wlo, whi, rounds)}, {w_wal:,.0f} B WAL/ev"
+            f"{self.cpu_note('worker')}",
             fmt_ratio(w_loop), ">= 1.10x loop", met(w_loop >= 1.1))
         row("3. external projector (Python + psycopg2, Unix socket)",
             f"{fmt_rate(ext)} ev/s{self.spread(elo, ehi, rounds)}, {e_wal:,.0f} B WAL/ev",
             fmt_ratio(ext_loop), f"worker >= 20x external: {w_ext:.1f}x",
             met(w_ext >= 20))
         row("4. set-based INSERT ... SELECT (ceiling)",
-            f"{fmt_rate(sb)} ev/s{self.spread(slo, shi, rounds)}, {s_wal:,.0f} B WAL/ev",
+            f"{fmt_rate(sb)} ev/s{self.spread(slo, shi, rounds)}, {s_wal:,.0f} B WAL/ev"
+            f"{self.cpu_note('setbased')}",
             fmt_ratio(sb_loop), "", "")
         b, blo, bhi, b_wal = self.median_rate("batch")
         b_sb, b_w = self.paired("batch", "setbased"), self.paired("batch", "worker")
         row(f"8. background worker, batch handler ({self.info['batch_size']} events per call)",
-            f"{fmt_rate(b)} ev/s{self.spread(blo, bhi, rounds)}, {b_wal:,.0f} B WAL/ev;"
-            f" {b_w:.2f}x the per-event worker (1)",
+            f"{fmt_rate(b)} ev/s{self.spread(blo, bhi, rounds)}, {b_wal:,.0f} B WAL/ev"
+            f"{self.cpu_note('batch')}; {b_w:.2f}x the per-event worker (1)",
             fmt_ratio(self.paired("batch")), f">= 0.80x set-based (4): {b_sb:.2f}x",
             met(b_sb >= 0.8))
         for r in self.latencies:
@@ -1415,7 +1459,10 @@ class Bench:
             f" (1 min; {load_end[2]:.2f} over 15 min) on {self.info['nproc']} CPUs.",
             f"Catch-up rates: order events applied (handler calls) per second, median of"
             f" {rounds} rounds (range); ratio: median over the rounds of the ratio to the"
-            f" PL/pgSQL loop (2) of the same round.",
+            f" PL/pgSQL loop (2) of the same round. CPU: user + system time of the process"
+            f" that applied the events (the worker; the backend of the loop or the statement;"
+            f" /proc), per event, median; it depends less on the machine's other load than"
+            f" the rates.",
             f"Append rates: events per second, median of {rounds} pgbench runs (range),"
             f" 2 clients; ratio: median over the rounds of the ratio to the bare INSERT of the"
             f" same round.",
