@@ -3,7 +3,7 @@
 # on one throwaway cluster, every figure next to a baseline measured in the
 # same run:
 #
-#   bench/run.sh                    1,000,000-event history (about 10 minutes)
+#   bench/run.sh                    1,000,000-event history (about 20 minutes)
 #   bench/run.sh --events 200000    another history size
 #   bench/run.sh --quick            20,000 events, short runs (CI, about a minute)
 #   bench/run.sh --no-install       use what is installed: no apt-get, no build
