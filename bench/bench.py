@@ -13,6 +13,13 @@ Measurements (numbers as in bench/README.md):
   5. live latency from append commit to read model visible
   6. append throughput with pgbench against a bare INSERT
   7. the worker's resident memory during 1
+  8. 1 with order_summary's batch handler (one call per batch of events)
+  9. parallel workers: 2 and 4 copies of order_summary registered at once,
+     with projections.workers_per_database 1, 2 (and 4)
+ 10. the latency of 5 for a small live projection while another projection
+     is rebuilt, with workers_per_database 1 and 2
+ 11. online rebuild against plain rebuild, and the exchange's lock time at
+     two model sizes (from the server log, and as a reader sees it)
 """
 import argparse
 import json
@@ -30,6 +37,9 @@ import psycopg2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROJ = "order_summary"
+BATCH = "order_summary_batch"     # 8: the same read model, with the batch handler
+LIVE = "bench_live"                # 10: a small live projection (bench.sql)
+SHORT_BATCH = 250                  # 10: projections.batch_size of the last condition
 DB = "bench"
 ORDER_TYPES = ["OrderCreated", "OrderItemAdded", "OrderItemRemoved",
                "OrderShipped", "OrderCompleted", "OrderCancelled"]
@@ -71,6 +81,16 @@ def quantile(sorted_values, q):
         return None
     k = max(0, min(len(sorted_values) - 1, int(round(q * len(sorted_values) + 0.5)) - 1))
     return sorted_values[k]
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used, in seconds (None if gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def proc_status(pid):
@@ -246,10 +266,13 @@ class Bench:
             "cpu": cpu,
             "memory": f"{mem_kb / 1048576:.1f} GiB",
             "postgres": self.one(conn, "SHOW server_version"),
+            "batch_size": self.one(conn, "SHOW projections.batch_handler_size"),
             "settings": ", ".join(
                 f"{k}={self.one(conn, 'SELECT current_setting(%s)', (k,))}"
                 for k in ("shared_buffers", "synchronous_commit", "fsync", "max_wal_size",
-                          "jit", "projections.batch_size", "projections.poll_interval")),
+                          "jit", "max_worker_processes", "projections.batch_size",
+                          "projections.batch_handler_size", "projections.workers_per_database",
+                          "projections.poll_interval", "projections.exchange_timeout")),
         }
         log(f"== machine: {self.info['nproc']} CPUs ({cpu}), {self.info['memory']} RAM,"
             f" PostgreSQL {self.info['postgres']}")
@@ -295,37 +318,63 @@ class Bench:
     def registration(self):
         """How examples/ecommerce/register.sql registers order_summary (it
         registers four projections; the benchmark registers this one alone,
-        with the same handler, event types and reset)."""
+        with the same handler, event types and reset, and, for 8, the batch
+        handler and tables it gives with -v handlers=batch)."""
         with open(self.example("register.sql")) as f:
             text = f.read()
         m = re.search(r"'%s'\s*,\s*'([^']+)'\s*,\s*ARRAY\s*\[([^\]]*)\]\s*,\s*[^,]+,\s*'([^']+)'"
+                      r"(?:\s*,\s*ARRAY\s*\[([^\]]*)\]\s*,\s*'([^']+)')?"
                       % PROJ, text)
         if m:
             self.reg = {"handler": m.group(1),
                         "types": re.findall(r"'([^']+)'", m.group(2)),
-                        "reset": m.group(3)}
+                        "reset": m.group(3),
+                        "tables": re.findall(r"'([^']+)'", m.group(4) or "")
+                                  or ["ecommerce.order_summary"],
+                        "batch": m.group(5)
+                                 or "ecommerce.order_summary_apply_batch(projections.events[])"}
         else:
             self.reg = {"handler": "ecommerce.order_summary_apply(projections.events)",
-                        "types": ORDER_TYPES, "reset": "ecommerce.order_summary_reset()"}
+                        "types": ORDER_TYPES, "reset": "ecommerce.order_summary_reset()",
+                        "tables": ["ecommerce.order_summary"],
+                        "batch": "ecommerce.order_summary_apply_batch(projections.events[])"}
             self.notes.append("could not read the registration of order_summary from"
                               " register.sql; registered it with the documented names")
         log(f"   order_summary as in register.sql: handler {self.reg['handler']},"
-            f" reset {self.reg['reset']}, event types {', '.join(self.reg['types'])}")
+            f" reset {self.reg['reset']}, event types {', '.join(self.reg['types'])};"
+            f" batch handler {self.reg['batch']}, tables {', '.join(self.reg['tables'])}")
 
-    def register(self, conn, search_path, name, handler, mode, reset):
-        """Register a projection of the order events with its handler
-        running under search_path, as register.sql does; the connection's
-        search_path is left as it was."""
+    def register(self, conn, search_path, name, handler, mode, reset, tables=None,
+                 types=None):
+        """Register a projection (of the order events, unless types says
+        otherwise) with its handler running under search_path, as
+        register.sql does; the connection's search_path is left as it was."""
         self.q(conn, "SELECT set_config('search_path', %s, false)", (search_path,))
         try:
             self.q(conn, "SELECT projections.register(%s, %s::regprocedure, %s, %s,"
-                         " %s::regprocedure)", (name, handler, self.reg["types"], mode, reset))
+                         " %s::regprocedure, tables => %s::regclass[])",
+                   (name, handler, types or self.reg["types"], mode, reset, tables))
         finally:
             self.q(conn, "RESET search_path")
 
-    def note_rate(self, method, n, dt, wal):
+    def note_rate(self, method, n, dt, wal, cpu=None):
+        """cpu: CPU seconds of the process that applied the events (the
+        worker, or the backend running the loop or the statement)"""
         self.catch.setdefault(method, []).append(
-            {"events": n, "seconds": dt, "rate": n / dt, "wal": wal / max(n, 1)})
+            {"events": n, "seconds": dt, "rate": n / dt, "wal": wal / max(n, 1),
+             "cpu_us": cpu / max(n, 1) * 1e6 if cpu is not None else None})
+
+    @staticmethod
+    def fmt_cpu(cpu, n):
+        return f"; CPU {cpu / max(n, 1) * 1e6:.1f} us/event" if cpu is not None else ""
+
+    def backend_pid(self, conn):
+        return self.one(conn, "SELECT pg_backend_pid()")
+
+    @staticmethod
+    def cpu_since(pid, before):
+        after = cpu_seconds(pid)
+        return after - before if after is not None and before is not None else None
 
     def catch_up(self, conn, rnd):
         """1. The worker: register order_summary on the history (first
@@ -349,6 +398,7 @@ class Bench:
         idle = proc_status(pid)
         self.q(conn, "CHECKPOINT")
         lsn = self.wal_lsn(conn)
+        cpu0 = cpu_seconds(pid)
         th = None
         if sampler_conn is not None:
             th = threading.Thread(target=sample, daemon=True)
@@ -361,6 +411,7 @@ class Bench:
             self.q(conn, "SELECT projections.rebuild(%s)", (PROJ,))
         self.wait_caught_up(conn)
         dt = time.monotonic() - t0
+        cpu = self.cpu_since(pid, cpu0)
         if th is not None:
             stop.set()
             th.join()
@@ -377,17 +428,18 @@ class Bench:
             log(f"   1. worker ({how}): {applied:,} events applied of {self.history:,} in"
                 f" {dt:.2f} s: {applied / dt:,.0f} events/s applied"
                 f" ({self.history / dt:,.0f} events/s of history); {rows:,} orders;"
-                f" WAL {wal / max(applied, 1):,.0f} B/event")
+                f" WAL {wal / max(applied, 1):,.0f} B/event{self.fmt_cpu(cpu, applied)}")
             self.rss(pid, idle, samples, applied)
         else:
             log(f"   1. worker ({how}): {applied:,} events in {dt:.2f} s:"
-                f" {applied / dt:,.0f} events/s; WAL {wal / max(applied, 1):,.0f} B/event")
+                f" {applied / dt:,.0f} events/s; WAL {wal / max(applied, 1):,.0f} B/event"
+                f"{self.fmt_cpu(cpu, applied)}")
             if applied != self.applied:
                 self.problems.append(f"worker round {rnd + 1} applied {applied} events,"
                                      f" round 1 {self.applied}")
             self.snapshot(conn, "bench.r_round")
             self.compare(conn, f"worker round {rnd + 1}", "bench.r_round")
-        self.note_rate("worker", applied, dt, wal)
+        self.note_rate("worker", applied, dt, wal, cpu)
 
     # ------------------------------------------------------------- 7. RSS
     def rss(self, pid, idle, samples, applied):
@@ -419,6 +471,8 @@ class Bench:
     def plpgsql_loop(self, conn, rnd):
         self.empty_read_model(conn)
         lsn = self.wal_lsn(conn)
+        pid = self.backend_pid(conn)
+        cpu0 = cpu_seconds(pid)
         t0 = time.monotonic()
         self.q(conn, "SELECT set_config('search_path', %s, false)", (SEARCH_PATH,))
         try:
@@ -426,13 +480,14 @@ class Bench:
         finally:
             self.q(conn, "RESET search_path")
         dt = time.monotonic() - t0
+        cpu = self.cpu_since(pid, cpu0)
         wal = self.wal_since(conn, lsn)
         n = self.one(conn, "SELECT applied FROM bench.checkpoint WHERE name = 'plpgsql_loop'")
         log(f"   2. PL/pgSQL loop: {n:,} events in {dt:.2f} s: {n / dt:,.0f} events/s;"
-            f" WAL {wal / max(n, 1):,.0f} B/event")
+            f" WAL {wal / max(n, 1):,.0f} B/event{self.fmt_cpu(cpu, n)}")
         if n != self.applied:
             self.problems.append(f"PL/pgSQL loop applied {n} events, the worker {self.applied}")
-        self.note_rate("loop", n, dt, wal)
+        self.note_rate("loop", n, dt, wal, cpu)
         self.snapshot(conn, "bench.r_round")
         self.compare(conn, "PL/pgSQL loop", "bench.r_round")
 
@@ -465,33 +520,75 @@ class Bench:
             query = f.read().strip().rstrip(";")
         self.empty_read_model(conn)
         lsn = self.wal_lsn(conn)
+        pid = self.backend_pid(conn)
+        cpu0 = cpu_seconds(pid)
         t0 = time.monotonic()
         self.q(conn, "INSERT INTO ecommerce.order_summary " + query)
         dt = time.monotonic() - t0
+        cpu = self.cpu_since(pid, cpu0)
         wal = self.wal_since(conn, lsn)
         n = self.applied
         log(f"   4. set-based SQL: {n:,} order events in {dt:.2f} s: {n / dt:,.0f} events/s;"
-            f" WAL {wal / max(n, 1):,.0f} B/event")
-        self.note_rate("setbased", n, dt, wal)
+            f" WAL {wal / max(n, 1):,.0f} B/event{self.fmt_cpu(cpu, n)}")
+        self.note_rate("setbased", n, dt, wal, cpu)
         self.snapshot(conn, "bench.r_round")
         self.compare(conn, "set-based SQL", "bench.r_round")
+
+    # ------------------------------------------- 8. the batch handler
+    def batch_catch_up(self, conn, rnd):
+        """8. The worker with order_summary's batch handler, registered as
+        another projection (BATCH) on the same event types and table: one
+        call per batch of projections.batch_handler_size events.  Registered
+        in the first round, rebuilt in the later ones, paused in between."""
+        how = "register" if rnd == 0 else "rebuild"
+        self.empty_read_model(conn)
+        lsn = self.wal_lsn(conn)
+        pid = self.worker_pid(conn)
+        cpu0 = cpu_seconds(pid)
+        t0 = time.monotonic()
+        if rnd == 0:
+            self.register(conn, SEARCH_PATH, BATCH, self.reg["batch"], "async",
+                          self.reg["reset"], self.reg["tables"])
+        else:
+            self.q(conn, "SELECT projections.rebuild(%s)", (BATCH,))
+        self.wait_caught_up(conn, BATCH)
+        dt = time.monotonic() - t0
+        cpu = self.cpu_since(pid, cpu0)
+        wal = self.wal_since(conn, lsn)
+        self.q(conn, "SELECT projections.pause(%s)", (BATCH,))
+        applied = self.one(conn, "SELECT events_applied FROM projections.projection"
+                                 " WHERE name = %s", (BATCH,))
+        n = self.applied
+        log(f"   8. worker, batch handler ({how}): {n:,} order events in {dt:.2f} s:"
+            f" {n / dt:,.0f} events/s; WAL {wal / max(n, 1):,.0f} B/event"
+            f"{self.fmt_cpu(cpu, n)} (events_applied {applied:,})")
+        if applied != n:
+            self.problems.append(f"batch handler round {rnd + 1} applied {applied} events,"
+                                 f" the per-event worker {n}")
+        self.note_rate("batch", n, dt, wal, cpu)
+        self.snapshot(conn, "bench.r_round")
+        self.compare(conn, f"batch handler round {rnd + 1}", "bench.r_round")
 
     def catch_up_rounds(self, conn):
         rounds = self.a.rounds
         self.catch = {}
         self.registration()
-        log(f"== 1-4. catch-up of order_summary over the whole history, {rounds} rounds of:"
+        log(f"== 1-4, 8. catch-up of order_summary over the whole history, {rounds} rounds of:"
             f" 1 worker (register, then rebuild), 2 PL/pgSQL loop (baseline),"
-            f" 3 external projector, 4 set-based SQL (in alternating order);"
-            f" each from an empty read model")
+            f" 3 external projector, 4 set-based SQL, 8 worker with the batch handler"
+            f" (in alternating order); each from an empty read model")
         for rnd in range(rounds):
             # the order alternates, so that no method always runs first
-            steps = [self.catch_up, self.plpgsql_loop, self.external, self.setbased]
+            steps = [self.catch_up, self.plpgsql_loop, self.external, self.setbased,
+                     self.batch_catch_up]
             if rnd % 2:
-                steps = [self.plpgsql_loop, self.catch_up, self.setbased, self.external]
+                steps = [self.plpgsql_loop, self.catch_up, self.batch_catch_up, self.setbased,
+                         self.external]
             log(f"-- round {rnd + 1}/{rounds}")
             for step in steps:
                 step(conn, rnd)
+        # the batch projection shares order_summary's table: it goes
+        self.q(conn, "SELECT projections.unregister(%s)", (BATCH,))
 
     def restore(self, conn):
         """Put the worker's read model back and resume the projection, for 5."""
@@ -609,18 +706,27 @@ class Bench:
             self.drop_database(db)
 
     # ------------------------------------------------------ 5. latency
-    def latency_run(self, conn, label, n, other=False):
+    def latency_run(self, conn, label, n, other=False, ping=False, between=None):
         """n appends in autocommit, each followed by wait(order_summary, its
         position): the time from the append's commit to wait() returning.
         other: append an event order_summary does not take (CustomerCreated);
-        wait() then returns once the checkpoint has moved past it."""
+        wait() then returns once the checkpoint has moved past it.
+        ping: append an event of the small live projection of 10 (LIVE)
+        and wait for that one.  between: called before every append (not
+        timed)."""
         cur = conn.cursor()
         lat, rtt, timeouts = [], [], 0
         warm = 10
+        proj = LIVE if ping else PROJ
         for i in range(n + warm):
+            if between is not None:
+                between(i)
             oid = f"lat-{label}-{i}"
             t0 = time.perf_counter()
-            if other:
+            if ping:
+                cur.execute("SELECT projections.append(%s, 'BenchPing', %s::jsonb)",
+                            (f"ping-{oid}", json.dumps({"id": oid})))
+            elif other:
                 cur.execute("SELECT projections.append(%s, 'CustomerCreated', %s::jsonb)",
                             (f"customer-{oid}", json.dumps(
                                 {"customer_id": oid, "email": f"{oid}@example.com",
@@ -632,17 +738,21 @@ class Bench:
                                  "created_at": "2024-06-01T12:00:00Z"})))
             pos = cur.fetchone()[0]
             t1 = time.perf_counter()
-            cur.execute("SELECT projections.wait(%s, %s, '5 seconds')", (PROJ, pos))
+            cur.execute("SELECT projections.wait(%s, %s, '5 seconds')", (proj, pos))
             ok = cur.fetchone()[0]
             t2 = time.perf_counter()
             if not ok:
                 timeouts += 1
                 continue
-            if not other:
-                cur.execute("SELECT 1 FROM ecommerce.order_summary WHERE order_id = %s", (oid,))
+            if ping or not other:
+                if ping:
+                    cur.execute("SELECT 1 FROM bench.live_ping WHERE id = %s", (oid,))
+                else:
+                    cur.execute("SELECT 1 FROM ecommerce.order_summary WHERE order_id = %s",
+                                (oid,))
                 if cur.fetchone() is None:
-                    msg = (f"latency {label}: wait() returned true but order {oid}"
-                           f" is not in the read model")
+                    msg = (f"latency {label}: wait() returned true but {oid}"
+                           f" is not in the read model of {proj}")
                     self.problems.append(msg)
                     raise Wrong(msg)
             if i >= warm:
@@ -713,6 +823,398 @@ class Bench:
                 f" the append itself (round trip with its commit): p50 {fmt_ms(r['rtt50'])} ms,"
                 f" p99 {fmt_ms(r['rtt99'])} ms")
 
+    # ------------------------------------------- workers, copies, waits
+    def worker_pids(self, conn):
+        return [r[0] for r in self.q(conn, "SELECT pid FROM pg_stat_activity"
+                                           " WHERE backend_type = 'projections worker'"
+                                           " AND datname = %s", (DB,))]
+
+    def workers_running(self, conn):
+        return len(self.worker_pids(conn))
+
+    def set_setting(self, conn, name, value):
+        """A reloadable setting (None: its default) with ALTER SYSTEM and a
+        reload; returns once a new connection sees it."""
+        if not hasattr(self, "orig_settings"):
+            self.orig_settings = {}
+        if name not in self.orig_settings:
+            c = self.connect(app="projections-bench settings")
+            self.orig_settings[name] = self.one(c, f"SHOW {name}")
+            c.close()
+        if value is None:
+            self.q(conn, f"ALTER SYSTEM RESET {name}")
+        else:
+            self.q(conn, f"ALTER SYSTEM SET {name} = {int(value)}")
+        self.q(conn, "SELECT pg_reload_conf()")
+        want = str(value) if value is not None else self.orig_settings[name]
+        deadline = time.monotonic() + 30
+        while True:
+            c = self.connect(app="projections-bench settings")
+            seen = self.one(c, f"SHOW {name}")
+            c.close()
+            if seen == want:
+                return
+            if time.monotonic() > deadline:
+                raise Wrong(f"{name} is still {seen} 30 s after the reload that set it to {want}")
+            time.sleep(0.02)
+
+    def set_workers(self, conn, n, settle=True):
+        """projections.workers_per_database = n (None: as configured) with
+        ALTER SYSTEM and a reload; returns once a new connection sees it
+        and, with settle, once no more than n workers run (the extra ones
+        exit when they see the new value; they start again only when the
+        first worker finds projections with work for them)."""
+        self.set_setting(conn, "projections.workers_per_database", n)
+        if settle and n is not None:
+            deadline = time.monotonic() + 30
+            while self.workers_running(conn) > n:
+                if time.monotonic() > deadline:
+                    self.notes.append(f"{self.workers_running(conn)} workers still ran 30 s"
+                                      f" after workers_per_database was set to {n}")
+                    break
+                time.sleep(0.02)
+
+    def order_copy(self, conn, schema, tenth=False):
+        """A copy of order_summary (table, handler, reset) in schema, made
+        by bench.copy_order_summary as for the inline copies of 6."""
+        if not self.one(conn, "SELECT to_regnamespace(%s) IS NOT NULL", (schema,)):
+            self.q(conn, "SELECT bench.copy_order_summary_tenth(%s)" if tenth else
+                   "SELECT bench.copy_order_summary(%s)", (schema,))
+        return {"search_path": f"{schema}, pg_catalog, pg_temp",
+                "handler": f"{schema}.order_summary_apply"
+                           + ("_tenth" if tenth else "") + "(projections.events)",
+                "reset": f"{schema}.order_summary_reset()",
+                "tables": [f"{schema}.order_summary"],
+                "table": f"{schema}.order_summary"}
+
+    def register_copy(self, conn, name, copy):
+        self.register(conn, copy["search_path"], name, copy["handler"], "async",
+                      copy["reset"], copy["tables"])
+
+    def wait_all_caught_up(self, conn, names, stall=180, on_poll=None):
+        """wait_caught_up for several projections at once (instant checks,
+        every 20 ms)."""
+        last, last_change = None, time.monotonic()
+        while True:
+            if on_poll is not None:
+                on_poll()
+            if self.one(conn, "SELECT bool_and(projections.wait(n, NULL, '0'))"
+                              " FROM unnest(%s::text[]) n", (names,)):
+                return
+            time.sleep(0.02)
+            rows = self.q(conn, "SELECT name, state, last_error, events_applied"
+                                " FROM projections.projection WHERE name = ANY (%s)", (names,))
+            if len(rows) != len(names):
+                raise Wrong(f"projections {names}: only {len(rows)} are registered")
+            for name, state, error, _ in rows:
+                if state != "active":
+                    raise Wrong(f"projection {name} is {state}: {error}")
+            applied = sum(r[3] for r in rows)
+            if applied != last:
+                last, last_change = applied, time.monotonic()
+            elif time.monotonic() - last_change > stall:
+                raise Wrong(f"projections {names} made no progress for {stall} s")
+
+    # ------------------------------------------------ 9. parallel workers
+    def parallel_run(self, conn, n, w, rnd):
+        """n copies of order_summary registered in one transaction, from
+        empty read models, with workers_per_database = w: the time until all
+        have caught up."""
+        copies = [self.order_copy(conn, f"bench_par{i}") for i in range(1, n + 1)]
+        names = [f"{PROJ}_par{i}" for i in range(1, n + 1)]
+        # every run starts with the first worker alone: extra workers start
+        # as they would in production, when it finds work for them
+        self.set_workers(conn, 1)
+        self.set_workers(conn, w)
+        self.q(conn, "TRUNCATE " + ", ".join(c["table"] for c in copies))
+        self.q(conn, "CHECKPOINT")
+        lsn = self.wal_lsn(conn)
+        seen = [0]
+        # CPU time of the workers: at the start (the first worker's) and the
+        # last reading of each process seen (a new worker starts from 0)
+        cpu0 = {pid: cpu_seconds(pid) for pid in self.worker_pids(conn)}
+        cpu = dict(cpu0)
+        blks0 = self.q(conn, "SELECT blks_read, blks_hit FROM pg_stat_database"
+                             " WHERE datname = current_database()")[0]
+
+        def count_workers():
+            pids = self.worker_pids(conn)
+            seen[0] = max(seen[0], len(pids))
+            for pid in pids:
+                c = cpu_seconds(pid)
+                if c is not None:
+                    cpu[pid] = c
+
+        t0 = time.monotonic()
+        self.q(conn, "BEGIN")
+        try:
+            for name, c in zip(names, copies):
+                self.register_copy(conn, name, c)
+            self.q(conn, "COMMIT")
+        except Exception:
+            self.q(conn, "ROLLBACK")
+            raise
+        self.wait_all_caught_up(conn, names, on_poll=count_workers)
+        count_workers()
+        dt = time.monotonic() - t0
+        wal = self.wal_since(conn, lsn)
+        busy = sum(c - (cpu0.get(pid) or 0) for pid, c in cpu.items() if c is not None) / dt
+        blks = self.q(conn, "SELECT blks_read, blks_hit FROM pg_stat_database"
+                            " WHERE datname = current_database()")[0]
+        applied = self.q(conn, "SELECT name, events_applied FROM projections.projection"
+                               " WHERE name = ANY (%s)", (names,))
+        events = sum(a for _, a in applied)
+        for name in names:
+            self.q(conn, "SELECT projections.unregister(%s)", (name,))
+        log(f"   9. {n} projections, workers_per_database {w}: {events:,} events in {dt:.2f} s:"
+            f" {events / dt:,.0f} events/s in all; up to {seen[0]} workers seen, using"
+            f" {busy:.2f} CPUs on average; WAL {wal / max(events, 1):,.0f} B/event;"
+            f" blocks read from outside shared_buffers {blks[0] - blks0[0]:,},"
+            f" hits {blks[1] - blks0[1]:,}")
+        if events != n * self.applied:
+            self.problems.append(f"{n} parallel projections applied {events} events in all,"
+                                 f" not {n} x {self.applied}")
+        for name, c in zip(names, copies):
+            self.compare(conn, f"{name} ({n} projections, {w} workers, round {rnd + 1})",
+                         c["table"])
+        return {"seconds": dt, "events": events, "rate": events / dt, "workers": seen[0],
+                "cpus": busy}
+
+    def parallel(self, conn):
+        rounds = self.a.rounds
+        groups = [[(2, 1), (2, 2)], [(4, 1), (4, 2), (4, 4)]]
+        log(f"== 9. parallel workers: 2 and 4 copies of order_summary registered at once,"
+            f" timed until all have caught up, with workers_per_database 1, 2 (and 4);"
+            f" {rounds} rounds; {self.info['nproc']} CPUs")
+        self.par = {cfg: [] for g in groups for cfg in g}
+        for rnd in range(rounds):
+            log(f"-- round {rnd + 1}/{rounds}")
+            order = groups if rnd % 2 == 0 else groups[::-1]
+            for g in order:
+                k = rnd % len(g)
+                for n, w in g[k:] + g[:k]:
+                    self.par[(n, w)].append(self.parallel_run(conn, n, w, rnd))
+        self.set_workers(conn, None)
+
+    # ------------------------------ 10. live latency during a rebuild
+    def rebuild_latency(self, conn):
+        """10. The commit -> visible latency of a small live projection (LIVE)
+        while a copy of order_summary is rebuilt (plain rebuild: the worker
+        replays the whole history), with workers_per_database 1 and 2.  A
+        rebuild that ends before the samples are taken is started again."""
+        n = 200 if self.quick else 1000
+        log(f"== 10. live latency during another projection's rebuild: {n} appends of"
+            f" BenchPing (projection {LIVE}) while {PROJ}_rb is rebuilt, with"
+            f" workers_per_database 1 and 2")
+        self.register(conn, "bench, pg_catalog, pg_temp", LIVE,
+                      "bench.live_ping_apply(projections.events)", "async", None,
+                      ["bench.live_ping"], types=["BenchPing"])
+        copy = self.order_copy(conn, "bench_rb")
+        rb = f"{PROJ}_rb"
+        self.register_copy(conn, rb, copy)
+        self.wait_all_caught_up(conn, [LIVE])
+        self.rb_latency = []
+        # the third: what a shorter rebuild batch changes (see bench/README.md)
+        for w, batch in ((1, None), (2, None), (2, SHORT_BATCH)):
+            self.set_workers(conn, 1)
+            self.set_workers(conn, w)
+            if batch:
+                self.set_setting(conn, "projections.batch_size", batch)
+            state = {"rebuilds": 0, "workers": 0, "checks": 0}
+
+            def between(i, rb=rb, state=state):
+                # keep the rebuild going: start it again when it is over
+                if self.one(conn, "SELECT projections.wait(%s, NULL, '0')", (rb,)):
+                    self.q(conn, "SELECT projections.rebuild(%s)", (rb,))
+                    state["rebuilds"] += 1
+                if i % 5 == 0:
+                    state["workers"] = max(state["workers"], self.workers_running(conn))
+
+            self.q(conn, "CHECKPOINT")
+            r = self.latency_run(conn, f"rb{w}-{batch or 0}", n, ping=True, between=between)
+            state["workers"] = max(state["workers"], self.workers_running(conn))
+            pids = dict(self.q(conn, "SELECT name, applied_by FROM projections.projection"
+                                     " WHERE name IN (%s, %s)", (LIVE, rb)))
+            state["same_pid"] = pids.get(LIVE) == pids.get(rb)
+            if batch:
+                self.set_setting(conn, "projections.batch_size", None)
+            r["label"] = (f"{w} worker{'s' if w > 1 else ''}"
+                          + (f", projections.batch_size {batch}" if batch else ""))
+            r["w"] = w
+            r["batch"] = batch
+            r.update(state)
+            self.rb_latency.append(r)
+            log(f"   {r['label']}: p50 {fmt_ms(r['p50'])} ms,"
+                f" p99 {fmt_ms(r['p99'])} ms, max {fmt_ms(r['max'])} ms over {r['n']} appends,"
+                f" {r['timeouts']} timeouts (5 s); {state['rebuilds']} rebuild(s) started,"
+                f" up to {state['workers']} workers seen, the last batches of both applied by"
+                f" {'the same process' if state['same_pid'] else 'two processes'};"
+                f" the append itself:"
+                f" p50 {fmt_ms(r['rtt50'])} ms")
+        # the last rebuild runs to its end: its model must be right
+        self.wait_caught_up(conn, rb)
+        self.compare(conn, f"{rb} after the rebuilds of 10", copy["table"])
+        for name in (rb, LIVE):
+            self.q(conn, "SELECT projections.unregister(%s)", (name,))
+        self.set_workers(conn, None)
+
+    # --------------------------------------------- 11. online rebuild
+    def log_offset(self):
+        try:
+            return os.path.getsize(self.a.server_log) if self.a.server_log else None
+        except OSError:
+            return None
+
+    def exchange_line(self, offset, name, timeout=5):
+        """The server log's line about the exchange of projection name,
+        written after offset: (locked ms, exchange ms, time of the line), or
+        None."""
+        if offset is None:
+            return None
+        # run.sh sets log_line_prefix = '%n [%p] ': the line starts with its
+        # time (Unix epoch, ms)
+        pat = re.compile(r'^(?:(\d+\.\d+) )?.*projections: exchanged the read model of projection'
+                         r' "%s" \(\d+ tables?\); the tables were locked for (\d+) ms, '
+                         r'the exchange took (\d+) ms' % re.escape(name), re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with open(self.a.server_log, errors="replace") as f:
+                    f.seek(offset)
+                    m = pat.search(f.read())
+            except OSError:
+                return None
+            if m:
+                return (int(m.group(2)), int(m.group(3)),
+                        float(m.group(1)) if m.group(1) else None)
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+
+    def online_once(self, conn, name, copy, rnd, reference):
+        """rebuild(name, online => true), timed until the exchange has
+        happened (status.rebuild_position, the catalog's build_position, is
+        NULL again), with a reader querying the live table meanwhile."""
+        self.q(conn, "CHECKPOINT")
+        offset = self.log_offset()
+        keys = [r[0] for r in self.q(conn, f"SELECT order_id FROM {copy['table']}"
+                                           f" ORDER BY order_id LIMIT 100")]
+        stop = threading.Event()
+        reads = []
+
+        def reader():
+            c = self.connect(app="projections-bench reader")
+            cur = c.cursor()
+            i = 0
+            while not stop.is_set():
+                w0, t0 = time.time(), time.perf_counter()
+                cur.execute(f"SELECT status, total_amount FROM {copy['table']}"
+                            f" WHERE order_id = %s", (keys[i % len(keys)],))
+                cur.fetchall()
+                t1 = time.perf_counter()
+                reads.append((w0, w0 + (t1 - t0), (t1 - t0) * 1000.0))
+                i += 1
+                stop.wait(0.002)
+            c.close()
+
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        t0 = time.monotonic()
+        self.q(conn, "SELECT projections.rebuild(%s, online => true)", (name,))
+        last, last_change = None, time.monotonic()
+        while True:
+            row = self.q(conn, "SELECT build_position IS NULL, last_error, build_applied"
+                               " FROM projections.projection WHERE name = %s", (name,))[0]
+            if row[0]:
+                break
+            if row[2] != last:
+                last, last_change = row[2], time.monotonic()
+            elif time.monotonic() - last_change > 180:
+                stop.set()
+                raise Wrong(f"the online rebuild of {name} made no progress for 180 s")
+            time.sleep(0.02)
+        dt = time.monotonic() - t0
+        stop.set()
+        th.join()
+        err = row[1]
+        got = self.exchange_line(offset, name)
+        if got is None:
+            msg = (f"online rebuild of {name}: no exchange line in the server log"
+                   + (f" (last_error: {err})" if err else ""))
+            if err:
+                self.problems.append(msg)
+            else:
+                self.notes.append(msg)
+            log("!! " + msg)
+        durations = sorted(d for _, _, d in reads)
+        # the reader's query that the exchange held up, if any: the first one
+        # to end after the log line (written with the locks held, just
+        # before the commit)
+        at_exchange = None
+        if got and got[2] is not None:
+            after = [d for _, end, d in reads if end >= got[2]]
+            at_exchange = after[0] if after else None
+        res = {"seconds": dt, "locked": got[0] if got else None,
+               "exchange": got[1] if got else None, "read_at": at_exchange,
+               "read_max": durations[-1] if durations else None,
+               "read_p50": quantile(durations, 0.5), "reads": len(durations)}
+        rows = self.one(conn, f"SELECT count(*) FROM {copy['table']}")
+        log(f"   online rebuild of {name} ({rows:,} rows): exchanged after {dt:.2f} s;"
+            f" log: locked {res['locked']} ms, exchange {res['exchange']} ms; reader:"
+            f" {res['reads']:,} queries, p50 {fmt_ms(res['read_p50'])} ms,"
+            f" longest {fmt_ms(res['read_max'])} ms, the one at the exchange"
+            f" {fmt_ms(res['read_at'])} ms")
+        self.compare(conn, f"{name} after an online rebuild (round {rnd + 1})",
+                     copy["table"], reference)
+        return res
+
+    def plain_once(self, conn, name, copy, rnd, first):
+        self.q(conn, "CHECKPOINT")
+        t0 = time.monotonic()
+        if first:
+            self.register_copy(conn, name, copy)
+        else:
+            self.q(conn, "SELECT projections.rebuild(%s)", (name,))
+        self.wait_caught_up(conn, name)
+        dt = time.monotonic() - t0
+        log(f"   plain {'register' if first else 'rebuild'} of {name}: caught up after {dt:.2f} s")
+        self.compare(conn, f"{name} after a plain {'register' if first else 'rebuild'}"
+                           f" (round {rnd + 1})", copy["table"])
+        return {"seconds": dt}
+
+    def online(self, conn):
+        rounds = self.a.rounds
+        full = self.order_copy(conn, "bench_ol")
+        tenth = self.order_copy(conn, "bench_ol10", tenth=True)
+        name, name10 = f"{PROJ}_ol", f"{PROJ}_ol10"
+        self.q(conn, "DROP TABLE IF EXISTS bench.r_tenth")
+        self.q(conn, "CREATE TABLE bench.r_tenth AS"
+                     " SELECT * FROM bench.r_worker WHERE bench.tenth(order_id)")
+        log(f"== 11. online rebuild of {name} (all orders) against a plain rebuild, and the"
+            f" exchange's lock at two model sizes ({name10}: a tenth of the orders);"
+            f" {rounds} rounds; server log: {self.a.server_log or 'not given'}")
+        self.register_copy(conn, name10, tenth)
+        self.wait_caught_up(conn, name10)
+        self.compare(conn, f"{name10} registered", tenth["table"], "bench.r_tenth")
+        self.ol = {"plain": [], "online": [], "online10": []}
+        for rnd in range(rounds):
+            log(f"-- round {rnd + 1}/{rounds}")
+            steps = ["plain", "online", "online10"]
+            if rnd % 2:
+                steps = ["online10", "online", "plain"]
+            for step in steps:
+                if step == "plain":
+                    r = self.plain_once(conn, name, full, rnd, rnd == 0)
+                elif step == "online":
+                    r = self.online_once(conn, name, full, rnd, "bench.r_worker")
+                else:
+                    r = self.online_once(conn, name10, tenth, rnd, "bench.r_tenth")
+                self.ol[step].append(r)
+        self.ol["rows"] = self.one(conn, f"SELECT count(*) FROM {full['table']}")
+        self.ol["rows10"] = self.one(conn, f"SELECT count(*) FROM {tenth['table']}")
+        for n in (name, name10):
+            self.q(conn, "SELECT projections.unregister(%s)", (n,))
+
     # ------------------------------------------------------ profile
     def keep_library(self):
         """A copy of projections.so as the server loaded it, so that the
@@ -781,11 +1283,38 @@ class Bench:
         rates = sorted(r["rate"] for r in runs)
         return statistics.median(rates), rates[0], rates[-1], statistics.median(r["wal"] for r in runs)
 
+    def cpu_note(self, method):
+        """the median CPU time per event of a method, and its ratio to the
+        loop's (median over the rounds)"""
+        runs = self.catch[method]
+        if any(r["cpu_us"] is None for r in runs):
+            return ""
+        cpu = statistics.median(r["cpu_us"] for r in runs)
+        text = f", CPU {cpu:.1f} us/ev"
+        base = self.catch["loop"]
+        if method != "loop" and all(r["cpu_us"] for r in base):
+            ratio = statistics.median(a["cpu_us"] / b["cpu_us"] for a, b in zip(runs, base))
+            text += f" ({ratio:.2f}x the loop's)"
+        return text
+
     def paired(self, method, base="loop"):
         """Median over the rounds of the ratio of two methods measured in the
         same round (close in time: less exposed to the machine's load)."""
         return statistics.median(a["rate"] / b["rate"]
                                  for a, b in zip(self.catch[method], self.catch[base]))
+
+    @staticmethod
+    def spread_s(values):
+        return f" ({values[0]:.2f}-{values[-1]:.2f})" if len(values) > 1 else ""
+
+    @staticmethod
+    def ms_list(values, digits=0):
+        """median (all values, in run order) of a few milliseconds"""
+        if not values:
+            return "-"
+        med = statistics.median(values)
+        return (f"{med:.{digits}f}" + (" (" + ", ".join(f"{v:.{digits}f}" for v in values) + ")"
+                                       if len(values) > 1 else ""))
 
     @staticmethod
     def spread(lo, hi, n):
@@ -804,20 +1333,30 @@ class Bench:
             lines.append((figure, value, ratio, target, verdict))
 
         row("2. PL/pgSQL loop calling the handler, COMMIT per 1000 (baseline)",
-            f"{fmt_rate(loop)} ev/s{self.spread(lo, hi, rounds)}, {loop_wal:,.0f} B WAL/ev",
+            f"{fmt_rate(loop)} ev/s{self.spread(lo, hi, rounds)}, {loop_wal:,.0f} B WAL/ev"
+            f"{self.cpu_note('loop')}",
             "1.00x", "", "")
         w_loop, ext_loop, sb_loop = self.paired("worker"), self.paired("external"), self.paired("setbased")
         w_ext = self.paired("worker", "external")
         row("1. background worker (register / rebuild)",
-            f"{fmt_rate(w)} ev/s{self.spread(wlo, whi, rounds)}, {w_wal:,.0f} B WAL/ev",
+            f"{fmt_rate(w)} ev/s{self.spread(wlo, whi, rounds)}, {w_wal:,.0f} B WAL/ev"
+            f"{self.cpu_note('worker')}",
             fmt_ratio(w_loop), ">= 1.10x loop", met(w_loop >= 1.1))
         row("3. external projector (Python + psycopg2, Unix socket)",
             f"{fmt_rate(ext)} ev/s{self.spread(elo, ehi, rounds)}, {e_wal:,.0f} B WAL/ev",
             fmt_ratio(ext_loop), f"worker >= 20x external: {w_ext:.1f}x",
             met(w_ext >= 20))
         row("4. set-based INSERT ... SELECT (ceiling)",
-            f"{fmt_rate(sb)} ev/s{self.spread(slo, shi, rounds)}, {s_wal:,.0f} B WAL/ev",
+            f"{fmt_rate(sb)} ev/s{self.spread(slo, shi, rounds)}, {s_wal:,.0f} B WAL/ev"
+            f"{self.cpu_note('setbased')}",
             fmt_ratio(sb_loop), "", "")
+        b, blo, bhi, b_wal = self.median_rate("batch")
+        b_sb, b_w = self.paired("batch", "setbased"), self.paired("batch", "worker")
+        row(f"8. background worker, batch handler ({self.info['batch_size']} events per call)",
+            f"{fmt_rate(b)} ev/s{self.spread(blo, bhi, rounds)}, {b_wal:,.0f} B WAL/ev"
+            f"{self.cpu_note('batch')}; {b_w:.2f}x the per-event worker (1)",
+            fmt_ratio(self.paired("batch")), f">= 0.80x set-based (4): {b_sb:.2f}x",
+            met(b_sb >= 0.8))
         for r in self.latencies:
             idle = r["label"] == "idle"
             row(f"5. append commit -> visible, {r['label']}",
@@ -846,6 +1385,69 @@ class Bench:
         row("7. worker peak VmRSS / VmHWM (with the shared buffers it touched)",
             f"{m['peak_rss'] / 1024:.1f} / {m['hwm'] / 1024:.1f} MiB", "", "", "")
 
+        # 9. parallel workers: rates of all the projections together
+        cpus = self.info["nproc"]
+        for n, ws in ((2, (1, 2)), (4, (1, 2, 4))):
+            base = self.par[(n, 1)]
+            for w in ws:
+                runs = self.par[(n, w)]
+                rates = sorted(r["rate"] for r in runs)
+                ratio = statistics.median(a["rate"] / b["rate"] for a, b in zip(runs, base))
+                target, verdict = "", ""
+                if n == 2 and w == 2:
+                    target = f">= 1.70x 1 worker ({cpus} CPUs)"
+                    verdict = met(ratio >= 1.7)
+                each = ", ".join(f"{a['rate'] / b['rate']:.2f}" for a, b in zip(runs, base))
+                row(f"9. {n} projections registered at once, {w} worker{'s' if w > 1 else ''}"
+                    + (" (baseline)" if w == 1 else ""),
+                    f"{fmt_rate(statistics.median(rates))} ev/s in all"
+                    f"{self.spread(rates[0], rates[-1], len(rates))},"
+                    f" {statistics.median(r['seconds'] for r in runs):.2f} s;"
+                    f" up to {max(r['workers'] for r in runs)} workers seen, busy"
+                    f" {statistics.median(r['cpus'] for r in runs):.2f} CPUs"
+                    + (f"; ratio per round: {each}" if w > 1 and len(runs) > 1 else ""),
+                    fmt_ratio(ratio), target, verdict)
+        # 10. live latency during another projection's rebuild
+        for r in self.rb_latency:
+            two = r["w"] == 2 and not r["batch"]
+            row(f"10. live projection commit -> visible during another's rebuild, {r['label']}",
+                f"p50 {fmt_ms(r['p50'])} / p99 {fmt_ms(r['p99'])} / max {fmt_ms(r['max'])} ms"
+                + (f", {r['timeouts']} timeouts" if r["timeouts"] else "")
+                + f"; up to {r['workers']} worker{'s' if r['workers'] != 1 else ''} seen"
+                + ("; both applied by one process" if r["same_pid"] else "")
+                + ("; waits for the rebuild's batch (round-robin)" if r["w"] == 1 else ""),
+                "", "p99 < 10 ms" if two else "",
+                met(r["p99"] is not None and r["p99"] < 10.0 and r["timeouts"] == 0) if two else "")
+        # 11. online rebuild
+        o = self.ol
+        plain = sorted(r["seconds"] for r in o["plain"])
+        online = sorted(r["seconds"] for r in o["online"])
+        o_ratio = statistics.median(a["seconds"] / b["seconds"]
+                                    for a, b in zip(o["online"], o["plain"]))
+        row("11. plain rebuild of an order_summary copy, until caught up (baseline)",
+            f"{statistics.median(plain):.2f} s{self.spread_s(plain)}", "1.00x", "", "")
+        row("11. online rebuild of the same, until exchanged",
+            f"{statistics.median(online):.2f} s{self.spread_s(online)}"
+            " (ratio: time, online / plain)", fmt_ratio(o_ratio), "", "")
+
+        def lock_row(runs):
+            locked = [r["locked"] for r in runs if r["locked"] is not None]
+            took = [r["exchange"] for r in runs if r["exchange"] is not None]
+            at = [r["read_at"] for r in runs if r["read_at"] is not None]
+            reads = [r["read_max"] for r in runs if r["read_max"] is not None]
+            value = (f"locked {self.ms_list(locked)} ms, exchange {self.ms_list(took)} ms"
+                     f" (server log); reader: query at the exchange {self.ms_list(at, 1)} ms,"
+                     f" longest query of the rebuild {self.ms_list(reads, 1)} ms")
+            return value, (statistics.median(locked) if locked else None)
+
+        v10, l10 = lock_row(o["online10"])
+        v, l = lock_row(o["online"])
+        row(f"11. exchange, model of a tenth of the orders ({o['rows10']:,} rows) (baseline)",
+            v10, "", "", "")
+        flat = l is not None and l10 is not None and l <= l10 + 5
+        row(f"11. exchange, model of all the orders ({o['rows']:,} rows)", v, "",
+            "lock time flat: <= tenth + 5 ms", met(flat) if l is not None else "no log")
+
         head = ("figure", "value", "ratio", "target", "verdict")
         widths = [max(len(str(x[i])) for x in lines + [head]) for i in range(5)]
         summary = (f"history {self.history:,} events, {self.applied:,} of them order events"
@@ -857,10 +1459,30 @@ class Bench:
             f" (1 min; {load_end[2]:.2f} over 15 min) on {self.info['nproc']} CPUs.",
             f"Catch-up rates: order events applied (handler calls) per second, median of"
             f" {rounds} rounds (range); ratio: median over the rounds of the ratio to the"
-            f" PL/pgSQL loop (2) of the same round.",
+            f" PL/pgSQL loop (2) of the same round. CPU: user + system time of the process"
+            f" that applied the events (the worker; the backend of the loop or the statement;"
+            f" /proc), per event, median; it depends less on the machine's other load than"
+            f" the rates.",
             f"Append rates: events per second, median of {rounds} pgbench runs (range),"
             f" 2 clients; ratio: median over the rounds of the ratio to the bare INSERT of the"
             f" same round.",
+            f"8: the batch handler's rate is order events per second like 1-4; ratio: to the"
+            f" PL/pgSQL loop (2); the target compares it with the set-based statement (4) of the"
+            f" same round. setbased.sql is one statement over the whole history, not a true"
+            f" ceiling: batches of a few thousand events beat it (examples/ecommerce/README.md).",
+            f"9: order events applied per second by all the projections together, from"
+            f" registration until all have caught up, median of {rounds} rounds; ratio: to 1"
+            f" worker with the same projections in the same round; busy: the workers' CPU"
+            f" time over the run's time (/proc); {cpus} CPUs (os.cpu_count()).",
+            f"10: as 5, for a projection of its own event type (one INSERT per event), while a"
+            f" copy of order_summary is rebuilt (plain rebuild, started again whenever it"
+            f" ended); one run per setting; the last with the rebuild's batches cut to"
+            f" {SHORT_BATCH} events (a live event waits for the rebuild batch that is open when"
+            f" it commits: the safe key).",
+            f"11: rebuild times, median of {rounds} rounds (range); exchange: the server log's"
+            f" lock and exchange times, and a reader of the live table (a primary-key lookup"
+            f" every 2 ms): its query that ended first after the exchange's log line, and its"
+            f" longest query during the whole online rebuild; median (each round).",
             f"Settings: {self.info['settings']}.",
         ] + self.notes
         log()
@@ -891,6 +1513,7 @@ def main():
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--output")
+    ap.add_argument("--server-log", help="the server's log file (11 reads the exchange's lock time there)")
     a = ap.parse_args()
 
     b = Bench(a)
@@ -902,6 +1525,9 @@ def main():
         b.describe(conn)
         b.generate(conn)
         b.catch_up_rounds(conn)
+        b.parallel(conn)
+        b.online(conn)
+        b.rebuild_latency(conn)
         b.restore(conn)
         b.appends()
         b.latency(conn)

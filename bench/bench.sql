@@ -84,3 +84,40 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- 10. The small live projection measured while another projection is
+-- rebuilt: events of its own type (BenchPing), one cheap INSERT each.
+CREATE TABLE bench.live_ping (
+    id text PRIMARY KEY,
+    recorded_at timestamptz NOT NULL
+);
+CREATE FUNCTION bench.live_ping_apply(e projections.events) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO bench.live_ping (id, recorded_at) VALUES (e.data->>'id', e.recorded_at);
+END
+$$;
+
+-- 11. A copy of order_summary (bench.copy_order_summary) whose model holds
+-- about a tenth of the orders: its handler passes the events of the orders
+-- whose id hashes to 0 modulo 10 to the copied handler, and drops the others.
+-- bench.tenth(order_id) is the same test, to filter the reference.
+CREATE FUNCTION bench.tenth(order_id text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$ SELECT abs(hashtext(order_id)::bigint) % 10 = 0 $$;
+
+CREATE FUNCTION bench.copy_order_summary_tenth(target name) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM bench.copy_order_summary(target);
+    EXECUTE format($f$
+        CREATE FUNCTION %1$I.order_summary_apply_tenth(e projections.events) RETURNS void
+        LANGUAGE plpgsql AS $b$
+        BEGIN
+            IF abs(hashtext(e.data->>'order_id')::bigint) %% 10 = 0 THEN
+                PERFORM %1$I.order_summary_apply(e);
+            END IF;
+        END
+        $b$
+    $f$, target);
+END
+$$;

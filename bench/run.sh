@@ -3,7 +3,7 @@
 # on one throwaway cluster, every figure next to a baseline measured in the
 # same run:
 #
-#   bench/run.sh                    1,000,000-event history (about 10 minutes)
+#   bench/run.sh                    1,000,000-event history (about 20 minutes)
 #   bench/run.sh --events 200000    another history size
 #   bench/run.sh --quick            20,000 events, short runs (CI, about a minute)
 #   bench/run.sh --no-install       use what is installed: no apt-get, no build
@@ -145,6 +145,8 @@ projections.poll_interval = '1s'
 logging_collector = off
 log_min_messages = warning
 log_checkpoints = off
+# bench.py reads the exchange's log line of 11 and its time (Unix epoch)
+log_line_prefix = '%n [%p] '
 CONF
 as_server_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
 
@@ -153,6 +155,7 @@ PGHOST="$dir" PGPORT="$port" PGUSER=postgres \
     "$py" "$here/bench.py" \
         --host "$dir" --port "$port" --bindir "$bindir" \
         --example "$example" --events "$events" --rounds "$rounds" \
+        --server-log "$dir/server.log" \
         $( [ $quick -eq 1 ] && echo --quick ) \
         $( [ $profile -eq 1 ] && echo --profile ) \
         ${output:+--output "$output"}
