@@ -265,7 +265,7 @@ SELECT state, rebuild_position IS NULL AS exchanged FROM projections.status WHER
 SELECT projections.resume('counts');
 
 -- a handler may append events when it applies the live model, not when it
--- replays the history into a new one (every rebuild would append them again)
+-- replays the history (every rebuild would append them again)
 CREATE TABLE shop.pings (pos bigint);
 CREATE FUNCTION shop.ping(e projections.events) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -289,6 +289,12 @@ SELECT rebuild_position IS NULL AS stopped, last_error FROM projections.status W
 SELECT (SELECT count(*) FROM projections.events WHERE event_type = 'Pinged') =
        (SELECT count(*) FROM shop.pings) AS no_ping_more;
 SELECT try($$SELECT * FROM projections.verify('pinger')$$);
+-- (nor a plain rebuild's replay)
+SET client_min_messages = error;
+SELECT projections.rebuild('pinger');
+SELECT projections.run('pinger');
+RESET client_min_messages;
+SELECT state, last_error FROM projections.status WHERE name = 'pinger';
 SELECT projections.unregister('pinger');
 
 -- unregister and DROP EXTENSION take a half-built model along

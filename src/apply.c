@@ -775,14 +775,22 @@ InitState(ApplyState *st, ProjectionDef *def, ProjTarget target,
 		st->f = def->live;
 	else
 		st->f = def->build;
+
+	/*
+	 * A rebuild replays the history: its handler appends nothing, and so a
+	 * worker's transaction leaves the safe key alone (shmem.c).
+	 */
+	if (schema != NULL || (target == PROJ_TARGET_LIVE && def->rebuilding))
+	{
+		st->call.replaying = true;
+		ProjWorkerPublishBuild();
+	}
 	if (schema != NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
 		st->shadow_nsp = get_namespace_oid(schema, false);
 		st->baseline = TablesLockedForWrite(st->shadow_nsp);
-		if (target == PROJ_TARGET_BUILD)
-			ProjWorkerPublishBuild();
 		MemoryContextSwitchTo(old);
 		/* a write to a table locked already would go unnoticed */
 		if (st->baseline != NIL)

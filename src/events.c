@@ -539,11 +539,12 @@ projections_events_before_insert(PG_FUNCTION_ARGS)
 		elog(ERROR, "projections_events_before_insert must be a BEFORE INSERT row trigger");
 
 	/* (an append made while replaying would be made again by every replay) */
-	if (ProjInNewModelCall() || ProjAppendsRefused())
+	if (ProjInReplayingCall() || ProjAppendsRefused())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("a handler building a new model cannot append events"),
-				 errdetail("An online rebuild or verify() replays the history: it must not add to it.")));
+				 errmsg("a handler replaying the history cannot append events"),
+				 errdetail("A rebuild (plain or online) or verify() replays the history: "
+						   "every replay would append again.")));
 
 	rel = trigdata->tg_relation;
 	desc = RelationGetDescr(rel);

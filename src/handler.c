@@ -66,8 +66,8 @@ static volatile sig_atomic_t timeout_fired = false;
 static bool last_call_timed_out = false;
 /* when the running call's time is up (0: no call, or no limit) */
 static TimestampTz handler_deadline = 0;
-/* calls under way that build a new model (nested in one another) */
-static int	new_model_calls = 0;
+/* calls under way that replay the history (nested in one another) */
+static int	replaying_calls = 0;
 
 static uint32
 SignatureHash(const void *key, Size keysize)
@@ -264,7 +264,7 @@ ProjCallPrepare(ProjCall *call, Oid func, Oid owner, const char *registered_path
 	call->owner = owner;
 	call->search_path = ProjCallSearchPath(registered_path, first_schema);
 	call->projection = projection;
-	call->new_model = first_schema != NULL;
+	call->replaying = first_schema != NULL;
 	MemoryContextSwitchTo(old);
 }
 
@@ -304,8 +304,8 @@ CallBounded(ProjCall *call, int nargs, Datum arg)
 		(handler_deadline == 0 || outer_deadline < handler_deadline))
 		handler_deadline = outer_deadline;
 	timed = handler_deadline != 0;
-	if (call->new_model)
-		new_model_calls++;
+	if (call->replaying)
+		replaying_calls++;
 
 	last_call_timed_out = false;
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
@@ -341,8 +341,8 @@ CallBounded(ProjCall *call, int nargs, Datum arg)
 
 		if (timed)
 			disable_timeout(handler_timeout_id, false);
-		if (call->new_model)
-			new_model_calls--;
+		if (call->replaying)
+			replaying_calls--;
 		handler_deadline = outer_deadline;
 		/* (an outer call that catches the error keeps its time limit) */
 		if (outer_deadline != 0 && outer_deadline > GetCurrentTimestamp() && !timeout_fired)
@@ -382,8 +382,8 @@ CallBounded(ProjCall *call, int nargs, Datum arg)
 		if (outer_deadline != 0)
 			enable_timeout_at(handler_timeout_id, outer_deadline);
 	}
-	if (call->new_model)
-		new_model_calls--;
+	if (call->replaying)
+		replaying_calls--;
 	ProjResumeInternalWrites(saved_writes);
 	AtEOXact_GUC(false, level);
 	SetUserIdAndSecContext(saved_user, saved_sec);
@@ -391,13 +391,13 @@ CallBounded(ProjCall *call, int nargs, Datum arg)
 }
 
 /*
- * Whether a handler building a new model is running: replaying history
- * must not add to it (an append would be made again by every rebuild).
+ * Whether a handler replaying the history is running: it must not add to
+ * it (an append would be made again by every replay).
  */
 bool
-ProjInNewModelCall(void)
+ProjInReplayingCall(void)
 {
-	return new_model_calls > 0;
+	return replaying_calls > 0;
 }
 
 /* Call a handler with one event, or with an array of events. */

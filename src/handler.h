@@ -17,7 +17,8 @@ typedef struct ProjCall
 	Oid			owner;
 	char	   *search_path;	/* what each call runs under */
 	const char *projection;
-	bool		new_model;		/* it builds a new model (online rebuild, verify) */
+	bool		replaying;		/* it replays the history: a rebuild (plain or
+								 * online), verify() */
 } ProjCall;
 
 /* why a function cannot be called for a projection */
@@ -39,7 +40,7 @@ extern void ProjCallPrepare(ProjCall *call, Oid func, Oid owner,
 extern void ProjCallHandler(ProjCall *call, Datum arg);
 extern void ProjCallReset(ProjCall *call);
 extern bool ProjCallTimedOut(void);
-extern bool ProjInNewModelCall(void);
+extern bool ProjInReplayingCall(void);
 extern bool ProjErrorIsTransient(int sqlerrcode, bool timed_out);
 extern void ProjHandlerInit(void);
 

@@ -224,8 +224,8 @@ ProjSafeKey(Snapshot snapshot)
 	int			nbuilds;
 
 	/*
-	 * The transactions of the workers that build new models append no
-	 * event: leave them out, so that a long batch of an online rebuild
+	 * The transactions of the workers that replay the history (rebuilds)
+	 * append no event: leave them out, so that a long batch of a rebuild
 	 * does not hold back what the live projections may apply.  (On a
 	 * standby the snapshot lists no transactions this way: keep its xmin.)
 	 */

@@ -50,8 +50,8 @@ typedef struct ProjWorkerEntry
 	Latch	   *latch;
 	bool		build;			/* applying the shadow model of ... */
 	char		applying[NAMEDATALEN];	/* ... this projection ("" if none) */
-	TransactionId build_xid;	/* its transaction building a new model, which
-								 * appends no event (or invalid) */
+	TransactionId build_xid;	/* its transaction replaying the history (a
+								 * rebuild), which appends no event */
 } ProjWorkerEntry;
 
 /*
@@ -481,8 +481,8 @@ ProjWorkerSlot(void)
 }
 
 /*
- * This worker's transaction is about to build a new model (an online
- * rebuild): publish its xid, so that the safe key of every other
+ * This worker's transaction is about to replay the history (a rebuild,
+ * plain or online): publish its xid, so that the safe key of every other
  * transaction leaves it out, and a live projection is not held back until
  * a long batch of the rebuild commits.  That is right only because the
  * transaction appends no event: not before (then nothing is published),
@@ -506,7 +506,7 @@ ProjAppendsRefused(void)
 }
 
 /*
- * The transactions of this database's workers that build new models and
+ * The transactions of this database's workers that replay the history and
  * append no event, into out (room for PROJ_MAX_WORKERS_PER_DB); returns
  * how many.
  */

@@ -96,7 +96,7 @@ static char my_dbname[NAMEDATALEN];
 static MemoryContext units_cxt = NULL;
 static Unit *units = NULL;
 static int	nunits = 0;
-static int	nbuilds = 0;		/* units that are online rebuilds */
+static int	nbuilds = 0;		/* units that are rebuilds (plain or online) */
 static uint32 units_version = 0;
 static TimestampTz units_at = 0;
 static HTAB *backoffs = NULL;
@@ -242,6 +242,8 @@ RefreshUnits(void)
 			{
 				strlcpy(units[nunits].name, def->name, NAMEDATALEN);
 				units[nunits++].build = false;
+				if (def->rebuilding)
+					nbuilds++;
 			}
 			if (def->build_schema != NULL)
 			{
@@ -495,9 +497,9 @@ RunRound(bool *blocked)
 	MemoryContextReset(round_cxt);
 	MemoryContextSwitchTo(round_cxt);
 	/*
-	 * An online rebuild has work for a long while: its helper comes now,
-	 * not after the rebuild's first batch (so live projections do not wait
-	 * for that batch).
+	 * A rebuild has work for a long while: its helper comes now, not after
+	 * the rebuild's first batch (so live projections do not wait for that
+	 * batch).
 	 */
 	if (my_index == 0 && nbuilds > 0)
 		ManageHelpers(nbuilds);

@@ -102,6 +102,26 @@ ok($node->poll_query_until('postgres',
 is($node->safe_psql('postgres', q{SELECT projections.wait('a', timeout => '60 s')}), 't',
     'and a catches up');
 exactly_once($node, 'seen_a', 'rebuilt online');
+
+# the same with a plain rebuild: a is replayed in batches of 10 s, and b's
+# live events do not wait for them either
+$node->safe_psql('postgres', q{SELECT projections.rebuild('a')});
+ok($node->poll_query_until('postgres', q{
+        SELECT (SELECT count(*) FROM pg_stat_activity
+                WHERE backend_type = 'projections worker'
+                  AND query = 'applying projection "a"') = 1
+           AND (SELECT max(workers) FROM projections.status) = 2}),
+    'plain rebuild: two workers, one replaying a');
+$pos = $node->safe_psql('postgres', q{SELECT projections.append('live', 'E', '{}')});
+is($node->safe_psql('postgres', qq{SELECT projections.wait('b', $pos, '3 s')}), 't',
+    'a live event of b is applied within 3 s ...');
+is($node->safe_psql('postgres', q{
+        SELECT count(*) FROM pg_stat_activity
+        WHERE backend_type = 'projections worker' AND query = 'applying projection "a"'}), '1',
+    '... while a batch of the replay (10 s) is still being applied');
+is($node->safe_psql('postgres', q{SELECT projections.wait('a', timeout => '120 s')}), 't',
+    'the plain rebuild ends');
+exactly_once($node, 'seen_a', 'rebuilt again');
 $node->safe_psql('postgres', q{
     ALTER SYSTEM RESET projections.batch_size; SELECT pg_reload_conf();
     CREATE OR REPLACE FUNCTION slow_a(e projections.events) RETURNS void LANGUAGE plpgsql AS $$
