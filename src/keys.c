@@ -220,8 +220,8 @@ int64
 ProjSafeKey(Snapshot snapshot)
 {
 	TransactionId horizon = snapshot->xmin;
-	TransactionId builds[PROJ_MAX_WORKERS_PER_DB];
-	int			nbuilds;
+	TransactionId *replays;
+	int			nreplays = 0;
 
 	/*
 	 * The transactions of the workers that replay the history (rebuilds)
@@ -229,7 +229,8 @@ ProjSafeKey(Snapshot snapshot)
 	 * does not hold back what the live projections may apply.  (On a
 	 * standby the snapshot lists no transactions this way: keep its xmin.)
 	 */
-	if (!snapshot->takenDuringRecovery && (nbuilds = ProjBuildXids(builds)) > 0)
+	if (!snapshot->takenDuringRecovery &&
+		(replays = ProjReplayXids(&nreplays)) != NULL)
 	{
 		TransactionId own = GetTopTransactionIdIfAny();
 		uint32		i;
@@ -241,14 +242,15 @@ ProjSafeKey(Snapshot snapshot)
 			TransactionId xid = snapshot->xip[i];
 			bool		skip = false;
 
-			for (j = 0; j < nbuilds && !skip; j++)
-				skip = TransactionIdEquals(xid, builds[j]);
+			for (j = 0; j < nreplays && !skip; j++)
+				skip = TransactionIdEquals(xid, replays[j]);
 			if (!skip && TransactionIdPrecedes(xid, horizon))
 				horizon = xid;
 		}
 		if (TransactionIdIsValid(own) && !ProjAppendsRefused() &&
 			TransactionIdPrecedes(own, horizon))
 			horizon = own;
+		pfree(replays);
 	}
 	return (int64) FullXid(horizon) + ProjKeyOffset();
 }

@@ -506,28 +506,35 @@ ProjAppendsRefused(void)
 }
 
 /*
- * The transactions of this database's workers that replay the history and
- * append no event, into out (room for PROJ_MAX_WORKERS_PER_DB); returns
- * how many.
+ * The transactions of the workers (of every database: a transaction
+ * appends only in its own) that replay the history and append no event,
+ * in a palloc'd array (NULL when there are none); *n says how many.
  */
-int
-ProjBuildXids(TransactionId *out)
+TransactionId *
+ProjReplayXids(int *n)
 {
-	ProjDbSlot *slot = FindSlot(MyDatabaseId);
-	int			n = 0;
+	TransactionId *out = NULL;
 	int			i;
+	int			j;
 
-	if (slot == NULL)
-		return 0;
+	*n = 0;
+	if (shared == NULL)
+		return NULL;
 	pg_read_barrier();
-	for (i = 0; i < PROJ_MAX_WORKERS_PER_DB; i++)
+	for (i = 0; i < shared->nslots; i++)
 	{
-		TransactionId xid = slot->workers[i].build_xid;
+		for (j = 0; j < PROJ_MAX_WORKERS_PER_DB; j++)
+		{
+			TransactionId xid = shared->slots[i].workers[j].build_xid;
 
-		if (TransactionIdIsValid(xid))
-			out[n++] = xid;
+			if (!TransactionIdIsValid(xid))
+				continue;
+			if (out == NULL)
+				out = palloc(sizeof(TransactionId) * shared->nslots * PROJ_MAX_WORKERS_PER_DB);
+			out[(*n)++] = xid;
+		}
 	}
-	return n;
+	return out;
 }
 
 /* Say what this worker applies now (NULL: nothing). */

@@ -50,7 +50,7 @@ extern int	ProjWorkerCrashes(const char *name, bool build, bool forget);
 extern int	ProjWorkerNextRound(int n);
 extern void ProjWorkerPublishBuild(void);
 extern bool ProjAppendsRefused(void);
-extern int	ProjBuildXids(TransactionId *out);
+extern TransactionId *ProjReplayXids(int *n);
 extern void ProjWorkerSigterm(SIGNAL_ARGS);
 extern void ProjWorkerSetState(ProjWorkerState state);
 extern uint32 ProjWorkerCatalogVersion(void);
