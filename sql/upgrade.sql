@@ -71,8 +71,9 @@ SELECT projections.set_tables('upgrade_counts', ARRAY['upgrade_counts']::regclas
 SELECT table_name, missing_rows, extra_rows FROM projections.verify('upgrade_counts');
 
 -- Every object of the extension, described by what a user can see of it:
--- definitions, columns, constraints, indexes, triggers, privileges,
--- comments, settings.  No OIDs, so two installs compare.
+-- definitions, owners, columns, constraints, indexes, triggers (and whether
+-- they fire), row-level security, privileges (of columns too), comments,
+-- settings.  No OIDs, so two installs compare.
 CREATE FUNCTION pg_temp.extension_objects()
 RETURNS TABLE (object text, detail text) LANGUAGE sql AS $$
     WITH ext AS (SELECT oid, extconfig, extcondition FROM pg_extension WHERE extname = 'projections'),
@@ -84,22 +85,27 @@ RETURNS TABLE (object text, detail text) LANGUAGE sql AS $$
     SELECT m.object, x.detail
     FROM members m
     CROSS JOIN LATERAL (
-        -- functions: the whole definition, privileges, comment
-        SELECT pg_get_functiondef(p.oid) || ' acl=' || coalesce(p.proacl::text, '')
-               || ' comment=' || coalesce(obj_description(p.oid, 'pg_proc'), '') AS detail
+        -- every member, even one described by nothing below
+        SELECT 'member' AS detail
+        UNION ALL
+        -- functions: the whole definition, owner, privileges, comment
+        SELECT pg_get_functiondef(p.oid) || ' owner=' || p.proowner::regrole
+               || ' acl=' || coalesce(p.proacl::text, '')
+               || ' comment=' || coalesce(obj_description(p.oid, 'pg_proc'), '')
         FROM pg_proc p WHERE m.classid = 'pg_proc'::regclass AND p.oid = m.objid AND p.prokind <> 'a'
         UNION ALL
         -- relations: kind, options, privileges, comment, view definition
-        SELECT format('kind=%s persistence=%s options=%s acl=%s comment=%s view=%s',
-                      c.relkind, c.relpersistence, c.reloptions, c.relacl,
+        SELECT format('kind=%s persistence=%s options=%s owner=%s acl=%s rls=%s/%s comment=%s view=%s',
+                      c.relkind, c.relpersistence, c.reloptions, c.relowner::regrole, c.relacl,
+                      c.relrowsecurity, c.relforcerowsecurity,
                       obj_description(c.oid, 'pg_class'),
                       CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END)
         FROM pg_class c WHERE m.classid = 'pg_class'::regclass AND c.oid = m.objid
         UNION ALL
         -- columns, in order
-        SELECT format('column %s %s %s notnull=%s default=%s comment=%s', a.attnum, a.attname,
+        SELECT format('column %s %s %s notnull=%s default=%s acl=%s comment=%s', a.attnum, a.attname,
                       format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                      pg_get_expr(ad.adbin, ad.adrelid), col_description(a.attrelid, a.attnum))
+                      pg_get_expr(ad.adbin, ad.adrelid), a.attacl, col_description(a.attrelid, a.attnum))
         FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
         WHERE m.classid = 'pg_class'::regclass AND a.attrelid = m.objid AND a.attnum > 0
           AND NOT a.attisdropped
@@ -111,9 +117,13 @@ RETURNS TABLE (object text, detail text) LANGUAGE sql AS $$
         SELECT 'index ' || pg_get_indexdef(i.indexrelid)
         FROM pg_index i WHERE m.classid = 'pg_class'::regclass AND i.indrelid = m.objid
         UNION ALL
-        SELECT 'trigger ' || pg_get_triggerdef(t.oid)
+        SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled=' || t.tgenabled::text
         FROM pg_trigger t WHERE m.classid = 'pg_class'::regclass AND t.tgrelid = m.objid
           AND NOT t.tgisinternal
+        UNION ALL
+        SELECT format('policy %s %s %s %s %s', po.polname, po.polcmd, po.polroles::regrole[],
+                      pg_get_expr(po.polqual, po.polrelid), pg_get_expr(po.polwithcheck, po.polrelid))
+        FROM pg_policy po WHERE m.classid = 'pg_class'::regclass AND po.polrelid = m.objid
         UNION ALL
         -- sequences
         SELECT format('sequence %s %s %s %s %s %s', s.seqtypid::regtype, s.seqstart, s.seqincrement,
