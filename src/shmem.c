@@ -568,6 +568,21 @@ ProjWorkerOtherApplying(const char *name, bool build)
 	return busy;
 }
 
+/* Whether another worker of this database is applying anything now. */
+bool
+ProjWorkerOthersBusy(void)
+{
+	bool		busy = false;
+	int			i;
+
+	SpinLockAcquire(&my_slot->mutex);
+	for (i = 0; i < PROJ_MAX_WORKERS_PER_DB && !busy; i++)
+		busy = i != my_index && my_slot->workers[i].pid != 0 &&
+			my_slot->workers[i].applying[0] != '\0';
+	SpinLockRelease(&my_slot->mutex);
+	return busy;
+}
+
 /* Whether the worker at index of this worker's database runs. */
 bool
 ProjWorkerRunning(int index)

@@ -58,6 +58,7 @@ extern bool ProjWorkerSuspended(void);
 extern void ProjWorkerSetApplying(const char *name, bool build);
 extern bool ProjWorkerOtherApplying(const char *name, bool build);
 extern bool ProjWorkerRunning(int index);
+extern bool ProjWorkerOthersBusy(void);
 extern int	ProjWorkerSlot(void);
 
 /* any backend */

@@ -702,8 +702,13 @@ projections_worker_main(Datum main_arg)
 			continue;
 		}
 
-		/* a helper without work for a while goes (not during a rebuild) */
-		if (my_index > 0 && nbuilds == 0)
+		/*
+		 * A helper without work for a while goes (not during a rebuild, nor
+		 * while another worker is busy: it serves the others meanwhile).
+		 */
+		if (my_index > 0 && (nbuilds > 0 || ProjWorkerOthersBusy()))
+			idle_since = 0;
+		else if (my_index > 0)
 		{
 			TimestampTz now = GetCurrentTimestamp();
 
