@@ -71,57 +71,40 @@ is($node->safe_psql('postgres', q{SELECT projections.wait('a', timeout => '120 s
     'the rebuild ends');
 exactly_once($node, 'seen_a', 'rebuilt');
 
-# an online rebuild of a, in batches of 1000 events of 10 ms each: a second
-# worker comes at once, and b's live events are applied long before one of
-# the rebuild's batches ends (the rebuild's transactions append nothing, so
-# they do not hold back what b may apply)
+# a rebuild of a, online then plain, in batches of 1000 events of 10 ms
+# each: a second worker comes at once, and b's live events are applied long
+# before one of the replay's batches ends (a replay appends nothing, so its
+# transactions do not hold back what b may apply)
+sub live_during_replay
+{
+    my ($how, $rebuild, $activity) = @_;
+    $node->safe_psql('postgres', $rebuild);
+    ok($node->poll_query_until('postgres', qq{
+            SELECT (SELECT count(*) FROM pg_stat_activity
+                    WHERE backend_type = 'projections worker' AND query = '$activity') = 1
+               AND (SELECT max(workers) FROM projections.status) = 2}),
+        "$how rebuild: a second worker comes while the first replays a");
+    my $live = $node->safe_psql('postgres', q{SELECT projections.append('live', 'E', '{}')});
+    is($node->safe_psql('postgres', qq{SELECT projections.wait('b', $live, '3 s')}), 't',
+        "$how rebuild: a live event of b is applied within 3 s ...");
+    is($node->safe_psql('postgres', qq{
+            SELECT count(*) FROM pg_stat_activity
+            WHERE backend_type = 'projections worker' AND query = '$activity'}), '1',
+        "... while a batch of the replay (10 s) is still being applied");
+    ok($node->poll_query_until('postgres', q{
+            SELECT rebuild_position IS NULL AND lag = 0 FROM projections.status WHERE name = 'a'}),
+        "the $how rebuild ends");
+    exactly_once($node, 'seen_a', "rebuilt ($how)");
+}
 $node->safe_psql('postgres', q{
     ALTER SYSTEM SET projections.batch_size = 1000; SELECT pg_reload_conf();});
 $node->safe_psql('postgres', q{
     SELECT projections.set_tables('a', ARRAY['seen_a']::regclass[]);
     CREATE OR REPLACE FUNCTION slow_a(e projections.events) RETURNS void LANGUAGE plpgsql AS $$
-    BEGIN INSERT INTO seen_a VALUES (e.global_position); PERFORM pg_sleep(0.01); END $$;
-    SELECT projections.rebuild('a', online => true);});
-ok($node->poll_query_until('postgres', q{
-        SELECT (SELECT count(*) FROM pg_stat_activity
-                WHERE backend_type = 'projections worker'
-                  AND query = 'building projection "a" (online rebuild)') = 1
-           AND (SELECT max(workers) FROM projections.status) = 2}),
-    'online rebuild: a second worker comes while the first builds');
-$pos = $node->safe_psql('postgres', q{SELECT projections.append('live', 'E', '{}')});
-is($node->safe_psql('postgres', qq{SELECT projections.wait('b', $pos, '3 s')}), 't',
-    'a live event of b is applied within 3 s ...');
-is($node->safe_psql('postgres', q{
-        SELECT count(*) FROM pg_stat_activity
-        WHERE backend_type = 'projections worker'
-          AND query = 'building projection "a" (online rebuild)'}), '1',
-    '... while a batch of the rebuild (10 s) is still being applied');
-ok($node->poll_query_until('postgres',
-        q{SELECT rebuild_position IS NULL FROM projections.status WHERE name = 'a'}),
-    'the online rebuild ends');
-is($node->safe_psql('postgres', q{SELECT projections.wait('a', timeout => '60 s')}), 't',
-    'and a catches up');
-exactly_once($node, 'seen_a', 'rebuilt online');
-
-# the same with a plain rebuild: a is replayed in batches of 10 s, and b's
-# live events do not wait for them either
-$node->safe_psql('postgres', q{SELECT projections.rebuild('a')});
-ok($node->poll_query_until('postgres', q{
-        SELECT (SELECT count(*) FROM pg_stat_activity
-                WHERE backend_type = 'projections worker'
-                  AND query = 'applying projection "a"') = 1
-           AND (SELECT max(workers) FROM projections.status) = 2}),
-    'plain rebuild: two workers, one replaying a');
-$pos = $node->safe_psql('postgres', q{SELECT projections.append('live', 'E', '{}')});
-is($node->safe_psql('postgres', qq{SELECT projections.wait('b', $pos, '3 s')}), 't',
-    'a live event of b is applied within 3 s ...');
-is($node->safe_psql('postgres', q{
-        SELECT count(*) FROM pg_stat_activity
-        WHERE backend_type = 'projections worker' AND query = 'applying projection "a"'}), '1',
-    '... while a batch of the replay (10 s) is still being applied');
-is($node->safe_psql('postgres', q{SELECT projections.wait('a', timeout => '120 s')}), 't',
-    'the plain rebuild ends');
-exactly_once($node, 'seen_a', 'rebuilt again');
+    BEGIN INSERT INTO seen_a VALUES (e.global_position); PERFORM pg_sleep(0.01); END $$;});
+live_during_replay('online', q{SELECT projections.rebuild('a', online => true)},
+    'building projection "a" (online rebuild)');
+live_during_replay('plain', q{SELECT projections.rebuild('a')}, 'applying projection "a"');
 $node->safe_psql('postgres', q{
     ALTER SYSTEM RESET projections.batch_size; SELECT pg_reload_conf();
     CREATE OR REPLACE FUNCTION slow_a(e projections.events) RETURNS void LANGUAGE plpgsql AS $$
