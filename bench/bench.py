@@ -1477,8 +1477,9 @@ class Bench:
             f"10: as 5, for a projection of its own event type (one INSERT per event), while a"
             f" copy of order_summary is rebuilt (plain rebuild, started again whenever it"
             f" ended); one run per setting; the last with the rebuild's batches cut to"
-            f" {SHORT_BATCH} events (a live event waits for the rebuild batch that is open when"
-            f" it commits: the safe key).",
+            f" {SHORT_BATCH} events (with one worker a live event waits for the rebuild's"
+            f" batches; with two, the other worker applies it: a replay's transactions are"
+            f" left out of the safe key).",
             f"11: rebuild times, median of {rounds} rounds (range); exchange: the server log's"
             f" lock and exchange times, and a reader of the live table (a primary-key lookup"
             f" every 2 ms): its query that ended first after the exchange's log line, and its"
