@@ -1097,6 +1097,12 @@ ProjRebuildStep(const char *name, bool wait, int64 *applied)
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("could not lock the tables of projection \"%s\" for the exchange", name)));
+		ereport(LOG,
+				(errmsg("projections: exchange of projection \"%s\" postponed: its locks were "
+						"not granted within projections.exchange_timeout (%d ms)",
+						name, proj_exchange_timeout_ms),
+				 errdetail("The worker tries again later; meanwhile readers that queued "
+						   "behind the exchange waited up to that long.")));
 		return false;
 	}
 	return false;

@@ -75,7 +75,7 @@ typedef struct ProjDbSlot
 	ConditionVariable progress; /* broadcast after each committed batch */
 	ConditionVariable exited;	/* broadcast when a worker exits */
 	slock_t		mutex;			/* protects workers[].applying and build, crashes */
-	pg_atomic_uint32 rounds;	/* rounds started, for where the next one starts */
+	pg_atomic_uint32 exits;		/* exits while applying, ever: where rounds start */
 	ProjWorkerEntry workers[PROJ_MAX_WORKERS_PER_DB];
 	ProjCrash	crashes[PROJ_MAX_CRASHES];
 } ProjDbSlot;
@@ -146,7 +146,7 @@ ProjShmemInit(void)
 
 			pg_atomic_init_u32(&slot->suspend, 0);
 			pg_atomic_init_u32(&slot->catalog_version, 0);
-			pg_atomic_init_u32(&slot->rounds, 0);
+			pg_atomic_init_u32(&slot->exits, 0);
 			ConditionVariableInit(&slot->progress);
 			ConditionVariableInit(&slot->exited);
 			SpinLockInit(&slot->mutex);
@@ -385,6 +385,7 @@ NoteCrash(ProjDbSlot *slot, const char *name, bool build)
 		entry->count = 0;
 	}
 	entry->count++;
+	pg_atomic_fetch_add_u32(&slot->exits, 1);
 }
 
 /*
@@ -415,11 +416,18 @@ ProjWorkerCrashes(const char *name, bool build, bool forget)
 	return count;
 }
 
-/* Where this worker's next round starts, among n units. */
+/*
+ * Where this worker's rounds start, among n units: each worker at another
+ * unit, and one unit further on after each exit while applying (a unit
+ * that ends the process must not always come first).  Otherwise the order
+ * stays: a long unit never comes twice in a row before another.
+ */
 int
-ProjWorkerNextRound(int n)
+ProjWorkerRoundStart(int n)
 {
-	return n > 0 ? (int) (pg_atomic_fetch_add_u32(&my_slot->rounds, 1) % (uint32) n) : 0;
+	if (n <= 0)
+		return 0;
+	return (int) ((pg_atomic_read_u32(&my_slot->exits) + (uint32) my_index) % (uint32) n);
 }
 
 /* SIGTERM of a worker: exit, and not as a crash. */

@@ -47,7 +47,7 @@ extern int	ProjTakeRequests(Oid *requests, int max, bool *all);
 /* a worker (index 0 leads its database, the others help) */
 extern bool ProjWorkerAttach(int slot, int index, Oid dboid);
 extern int	ProjWorkerCrashes(const char *name, bool build, bool forget);
-extern int	ProjWorkerNextRound(int n);
+extern int	ProjWorkerRoundStart(int n);
 extern void ProjWorkerPublishBuild(void);
 extern bool ProjAppendsRefused(void);
 extern TransactionId *ProjReplayXids(int *n);

@@ -472,8 +472,8 @@ RunUnit(const Unit *unit, bool *blocked)
  * One round: a batch for every unit.  The units are read again when a
  * projection changed (the catalog version in shared memory moved) or a
  * poll interval has passed; with no async projection at all, a wakeup by
- * an append costs nothing.  Each round starts one unit further on than the
- * last one of this database.
+ * an append costs nothing.  Each worker starts its rounds at another unit,
+ * one further on after each exit while applying (see ProjWorkerRoundStart).
  * Returns how many units have more to do.
  */
 static int
@@ -503,8 +503,7 @@ RunRound(bool *blocked)
 	 */
 	if (my_index == 0 && nbuilds > 0)
 		ManageHelpers(nbuilds);
-	/* (a unit that ends the process must not always be the first) */
-	start = ProjWorkerNextRound(nunits);
+	start = ProjWorkerRoundStart(nunits);
 	for (i = 0; i < nunits; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
