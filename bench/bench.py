@@ -15,7 +15,9 @@ Measurements (numbers as in bench/README.md):
   7. the worker's resident memory during 1
   8. 1 with order_summary's batch handler (one call per batch of events)
   9. parallel workers: 2 and 4 copies of order_summary registered at once,
-     with projections.workers_per_database 1, 2 (and 4)
+     with projections.workers_per_database 1, 2 (and 4); and the loop of 2
+     on 2 copies, one after the other and side by side (what two processes
+     get out of the machine without projections)
  10. the latency of 5 for a small live projection while another projection
      is rebuilt, with workers_per_database 1 and 2
  11. online rebuild against plain rebuild, and the exchange's lock time at
@@ -469,6 +471,17 @@ class Bench:
 
     # --------------------------------------------------- 2. PL/pgSQL loop
     def plpgsql_loop(self, conn, rnd):
+        # no autovacuum of the read model while the loop runs: a VACUUM or
+        # ANALYZE of the emptied table makes the planner trust it to stay
+        # empty, and the loop (a long CALL, whose statistics reach autovacuum
+        # only at its end) would keep plans that scan it whole
+        self.q(conn, "ALTER TABLE ecommerce.order_summary SET (autovacuum_enabled = off)")
+        try:
+            self._plpgsql_loop(conn, rnd)
+        finally:
+            self.q(conn, "ALTER TABLE ecommerce.order_summary RESET (autovacuum_enabled)")
+
+    def _plpgsql_loop(self, conn, rnd):
         self.empty_read_model(conn)
         lsn = self.wal_lsn(conn)
         pid = self.backend_pid(conn)
@@ -980,11 +993,80 @@ class Bench:
         return {"seconds": dt, "events": events, "rate": events / dt, "workers": seen[0],
                 "cpus": busy}
 
+    def loops_run(self, conn, n, together, rnd):
+        """The machine's own scaling, for 9: the PL/pgSQL loop of 2 on each
+        of n copies of order_summary, one after the other in one session
+        (together False) or side by side in n sessions at once; the time
+        until all are done."""
+        copies = [self.order_copy(conn, f"bench_par{i}") for i in range(1, n + 1)]
+        schemas = [f"bench_par{i}" for i in range(1, n + 1)]
+        for s in schemas:
+            if not self.one(conn, "SELECT to_regprocedure(%s) IS NOT NULL",
+                            (f"{s}.plpgsql_loop(text[], integer)",)):
+                self.q(conn, "SELECT bench.copy_plpgsql_loop(%s)", (s,))
+        # no autovacuum of the copies while the loops run (see plpgsql_loop)
+        for c in copies:
+            self.q(conn, f"ALTER TABLE {c['table']} SET (autovacuum_enabled = off)")
+        self.q(conn, "TRUNCATE " + ", ".join(c["table"] for c in copies))
+        self.q(conn, "CHECKPOINT")
+        lsn = self.wal_lsn(conn)
+        conns = ([self.connect(app="projections-bench loop") for _ in schemas] if together
+                 else [conn] * n)
+        cpu0 = {pid: cpu_seconds(pid) for pid in {self.backend_pid(c) for c in conns}}
+        errors = []
+
+        def run(c, schema, copy):
+            try:
+                self.q(c, "SELECT set_config('search_path', %s, false)", (copy["search_path"],))
+                try:
+                    self.q(c, f"CALL {schema}.plpgsql_loop(%s, 1000)", (self.reg["types"],))
+                finally:
+                    self.q(c, "RESET search_path")
+            except Exception as e:  # raised below, in the main thread
+                errors.append(e)
+
+        t0 = time.monotonic()
+        if together:
+            threads = [threading.Thread(target=run, args=args)
+                       for args in zip(conns, schemas, copies)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+        else:
+            for args in zip(conns, schemas, copies):
+                run(*args)
+        dt = time.monotonic() - t0
+        busy = sum(cpu_seconds(pid) - c0 for pid, c0 in cpu0.items()) / dt
+        if together:
+            for c in conns:
+                c.close()
+        for c in copies:
+            self.q(conn, f"ALTER TABLE {c['table']} RESET (autovacuum_enabled)")
+        if errors:
+            raise errors[0]
+        wal = self.wal_since(conn, lsn)
+        events = sum(self.one(conn, "SELECT applied FROM bench.checkpoint WHERE name = %s", (s,))
+                     for s in schemas)
+        how = f"side by side in {n} sessions" if together else "one after the other"
+        log(f"   9. {n} PL/pgSQL loops {how}: {events:,} events in {dt:.2f} s:"
+            f" {events / dt:,.0f} events/s in all, using {busy:.2f} CPUs on average;"
+            f" WAL {wal / max(events, 1):,.0f} B/event")
+        if events != n * self.applied:
+            self.problems.append(f"{n} PL/pgSQL loops ({how}) applied {events} events in all,"
+                                 f" not {n} x {self.applied}")
+        for s, c in zip(schemas, copies):
+            self.compare(conn, f"{s} (PL/pgSQL loop {how}, round {rnd + 1})", c["table"])
+        return {"seconds": dt, "events": events, "rate": events / dt, "cpus": busy}
+
     def parallel(self, conn):
         rounds = self.a.rounds
-        groups = [[(2, 1), (2, 2)], [(4, 1), (4, 2), (4, 4)]]
+        # (2, "loops 1") and (2, "loops 2"): the machine's own scaling, the
+        # PL/pgSQL loop on 2 copies one after the other and side by side
+        groups = [[(2, 1), (2, 2), (2, "loops 1"), (2, "loops 2")], [(4, 1), (4, 2), (4, 4)]]
         log(f"== 9. parallel workers: 2 and 4 copies of order_summary registered at once,"
             f" timed until all have caught up, with workers_per_database 1, 2 (and 4);"
+            f" and the PL/pgSQL loop on 2 copies, one after the other and side by side;"
             f" {rounds} rounds; {self.info['nproc']} CPUs")
         self.par = {cfg: [] for g in groups for cfg in g}
         for rnd in range(rounds):
@@ -993,7 +1075,11 @@ class Bench:
             for g in order:
                 k = rnd % len(g)
                 for n, w in g[k:] + g[:k]:
-                    self.par[(n, w)].append(self.parallel_run(conn, n, w, rnd))
+                    if isinstance(w, str):
+                        run = self.loops_run(conn, n, w == "loops 2", rnd)
+                    else:
+                        run = self.parallel_run(conn, n, w, rnd)
+                    self.par[(n, w)].append(run)
         self.set_workers(conn, None)
 
     # ------------------------------ 10. live latency during a rebuild
@@ -1385,18 +1471,23 @@ class Bench:
         row("7. worker peak VmRSS / VmHWM (with the shared buffers it touched)",
             f"{m['peak_rss'] / 1024:.1f} / {m['hwm'] / 1024:.1f} MiB", "", "", "")
 
-        # 9. parallel workers: rates of all the projections together
+        # 9. parallel workers: rates of all the projections together; the
+        # PL/pgSQL loops side by side show the scaling the machine allows
         cpus = self.info["nproc"]
+        seq, side = self.par[(2, "loops 1")], self.par[(2, "loops 2")]
+        machine = statistics.median(a["rate"] / b["rate"] for a, b in zip(side, seq))
         for n, ws in ((2, (1, 2)), (4, (1, 2, 4))):
             base = self.par[(n, 1)]
             for w in ws:
                 runs = self.par[(n, w)]
                 rates = sorted(r["rate"] for r in runs)
                 ratio = statistics.median(a["rate"] / b["rate"] for a, b in zip(runs, base))
-                target, verdict = "", ""
+                target, verdict, of_machine = "", "", ""
                 if n == 2 and w == 2:
                     target = f">= 1.70x 1 worker ({cpus} CPUs)"
                     verdict = met(ratio >= 1.7)
+                    of_machine = (f"; {ratio / machine:.2f} of the machine's own scaling"
+                                  f" (two loops side by side: {machine:.2f}x)")
                 each = ", ".join(f"{a['rate'] / b['rate']:.2f}" for a, b in zip(runs, base))
                 row(f"9. {n} projections registered at once, {w} worker{'s' if w > 1 else ''}"
                     + (" (baseline)" if w == 1 else ""),
@@ -1405,8 +1496,23 @@ class Bench:
                     f" {statistics.median(r['seconds'] for r in runs):.2f} s;"
                     f" up to {max(r['workers'] for r in runs)} workers seen, busy"
                     f" {statistics.median(r['cpus'] for r in runs):.2f} CPUs"
-                    + (f"; ratio per round: {each}" if w > 1 and len(runs) > 1 else ""),
+                    + (f"; ratio per round: {each}" if w > 1 and len(runs) > 1 else "")
+                    + of_machine,
                     fmt_ratio(ratio), target, verdict)
+            if n == 2:
+                for label, runs in (("one after the other (baseline)", seq),
+                                    ("side by side in 2 sessions", side)):
+                    rates = sorted(r["rate"] for r in runs)
+                    each = ", ".join(f"{a['rate'] / b['rate']:.2f}" for a, b in zip(runs, seq))
+                    row(f"9. the PL/pgSQL loop of 2 on 2 copies, {label}",
+                        f"{fmt_rate(statistics.median(rates))} ev/s in all"
+                        f"{self.spread(rates[0], rates[-1], len(rates))},"
+                        f" {statistics.median(r['seconds'] for r in runs):.2f} s; busy"
+                        f" {statistics.median(r['cpus'] for r in runs):.2f} CPUs"
+                        + (f"; ratio per round: {each}" if runs is side and len(runs) > 1
+                           else ""),
+                        fmt_ratio(statistics.median(a["rate"] / b["rate"]
+                                                    for a, b in zip(runs, seq))), "", "")
         # 10. live latency during another projection's rebuild
         for r in self.rb_latency:
             two = r["w"] == 2 and not r["batch"]

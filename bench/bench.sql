@@ -85,6 +85,26 @@ BEGIN
 END
 $$;
 
+-- 9. A copy of the PL/pgSQL loop of 2 that calls the handler of a copy of
+-- order_summary (bench.copy_order_summary) and keeps its checkpoint under
+-- the copy's name: copies side by side show what as many processes doing
+-- this work get out of the machine, without projections.
+CREATE FUNCTION bench.copy_plpgsql_loop(target name) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    def text;
+BEGIN
+    def := pg_get_functiondef('bench.plpgsql_loop(text[], integer)'::regprocedure);
+    def := replace(def, 'bench.plpgsql_loop(', quote_ident(target) || '.plpgsql_loop(');
+    def := replace(def, 'ecommerce.order_summary_apply(', quote_ident(target) || '.order_summary_apply(');
+    def := replace(def, '''plpgsql_loop''', quote_literal(target));
+    IF def ~ '\mecommerce\M' OR def ~ '''plpgsql_loop''' THEN
+        RAISE EXCEPTION 'cannot copy bench.plpgsql_loop: it changed in a way this copy does not rewrite';
+    END IF;
+    EXECUTE def;
+END
+$$;
+
 -- 10. The small live projection measured while another projection is
 -- rebuilt: events of its own type (BenchPing), one cheap INSERT each.
 CREATE TABLE bench.live_ping (
