@@ -929,6 +929,15 @@ class Bench:
                 raise Wrong(f"projections {names} made no progress for {stall} s")
 
     # ------------------------------------------------ 9. parallel workers
+    def check_copies(self, conn, what, events, tables):
+        """9: the copies together applied every order event once each, and
+        each (label, table) equals the reference."""
+        if events != len(tables) * self.applied:
+            self.problems.append(f"{what} applied {events} events in all,"
+                                 f" not {len(tables)} x {self.applied}")
+        for label, table in tables:
+            self.compare(conn, label, table)
+
     def parallel_run(self, conn, n, w, rnd):
         """n copies of order_summary registered in one transaction, from
         empty read models, with workers_per_database = w: the time until all
@@ -984,12 +993,9 @@ class Bench:
             f" {busy:.2f} CPUs on average; WAL {wal / max(events, 1):,.0f} B/event;"
             f" blocks read from outside shared_buffers {blks[0] - blks0[0]:,},"
             f" hits {blks[1] - blks0[1]:,}")
-        if events != n * self.applied:
-            self.problems.append(f"{n} parallel projections applied {events} events in all,"
-                                 f" not {n} x {self.applied}")
-        for name, c in zip(names, copies):
-            self.compare(conn, f"{name} ({n} projections, {w} workers, round {rnd + 1})",
-                         c["table"])
+        self.check_copies(conn, f"{n} parallel projections", events,
+                          [(f"{name} ({n} projections, {w} workers, round {rnd + 1})",
+                            c["table"]) for name, c in zip(names, copies)])
         return {"seconds": dt, "events": events, "rate": events / dt, "workers": seen[0],
                 "cpus": busy}
 
@@ -1052,11 +1058,9 @@ class Bench:
         log(f"   9. {n} PL/pgSQL loops {how}: {events:,} events in {dt:.2f} s:"
             f" {events / dt:,.0f} events/s in all, using {busy:.2f} CPUs on average;"
             f" WAL {wal / max(events, 1):,.0f} B/event")
-        if events != n * self.applied:
-            self.problems.append(f"{n} PL/pgSQL loops ({how}) applied {events} events in all,"
-                                 f" not {n} x {self.applied}")
-        for s, c in zip(schemas, copies):
-            self.compare(conn, f"{s} (PL/pgSQL loop {how}, round {rnd + 1})", c["table"])
+        self.check_copies(conn, f"{n} PL/pgSQL loops ({how})", events,
+                          [(f"{s} (PL/pgSQL loop {how}, round {rnd + 1})", c["table"])
+                           for s, c in zip(schemas, copies)])
         return {"seconds": dt, "events": events, "rate": events / dt, "cpus": busy}
 
     def parallel(self, conn):

@@ -91,7 +91,9 @@ diag(sprintf('the reader\'s longest wait during the online rebuild: %.1f ms', $l
 my ($exchange_log) = slurp_file($node->logfile) =~ /(exchanged the read model of projection "ledger".*)/;
 diag($exchange_log // 'no exchange line in the log');
 
-$writer->signal('INT');
+# TERM, not INT: a test run started in the background by a shell without job
+# control inherits SIGINT ignored, and pgbench would go on for its 600 s
+$writer->signal('TERM');
 $writer->finish;
 is($node->safe_psql('postgres', q{SELECT projections.wait('ledger', timeout => '120 s')}), 't',
     'the writer stopped; the projection caught up');
