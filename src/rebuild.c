@@ -348,6 +348,8 @@ ReloptionsClause(Oid relid)
 	Datum		options;
 	StringInfoData buf;
 
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
 	initStringInfo(&buf);
 	options = SysCacheGetAttr(RELOID, tup, Anum_pg_class_reloptions, &isnull);
 	if (!isnull)
@@ -688,13 +690,17 @@ SameIndex(Oid i1, Oid i2)
 {
 	HeapTuple	t1 = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(i1));
 	HeapTuple	t2 = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(i2));
-	Form_pg_index f1 = (Form_pg_index) GETSTRUCT(t1);
-	Form_pg_index f2 = (Form_pg_index) GETSTRUCT(t2);
+	Form_pg_index f1;
+	Form_pg_index f2;
 	Oid			am1;
 	Oid			am2;
 	Oid			toast;
 	bool		same;
 
+	if (!HeapTupleIsValid(t1) || !HeapTupleIsValid(t2))
+		elog(ERROR, "cache lookup failed for index %u or %u", i1, i2);
+	f1 = (Form_pg_index) GETSTRUCT(t1);
+	f2 = (Form_pg_index) GETSTRUCT(t2);
 	ClassInfo(i1, &am1, &toast);
 	ClassInfo(i2, &am2, &toast);
 	same = f1->indnatts == f2->indnatts && f1->indnkeyatts == f2->indnkeyatts &&
