@@ -541,8 +541,12 @@ projections_run(PG_FUNCTION_ARGS)
 						   "them would go unnoticed."),
 				 errhint("Call projections.run() in a transaction of its own to advance it.")));
 	else if (def->build_schema != NULL)
-		while (ProjRebuildStep(name, true, &built))
+	{
+		bool		locked_out;
+
+		while (ProjRebuildStep(name, true, &built, &locked_out))
 			;
+	}
 	if (def->state != PROJ_STATE_ACTIVE)
 	{
 		ereport(NOTICE,

@@ -1057,16 +1057,19 @@ Exchange(ProjectionDef *def, bool wait)
 /*
  * One step of an online rebuild: a batch of the shadow model (or, with
  * wait, all of it), then, once it has caught up, its statistics, then the
- * exchange.  Returns whether there is more to do.  The caller (the worker,
- * or run() with wait) runs it in a transaction with an active snapshot.
+ * exchange.  Returns whether there is more to do; *locked_out says that
+ * nothing was done because another process held a lock of the projection.
+ * The caller (the worker, or run() with wait) runs it in a transaction
+ * with an active snapshot.
  */
 bool
-ProjRebuildStep(const char *name, bool wait, int64 *applied)
+ProjRebuildStep(const char *name, bool wait, int64 *applied, bool *locked_out)
 {
 	ProjectionDef def;
 	ProjApplyResult result;
 
 	*applied = 0;
+	*locked_out = false;
 	if (!ProjCatalogLoad(name, &def) || def.build_schema == NULL)
 		return false;
 
@@ -1076,7 +1079,10 @@ ProjRebuildStep(const char *name, bool wait, int64 *applied)
 				  0, &result);
 		*applied = result.applied;
 		if (result.locked_out)
+		{
+			*locked_out = true;
 			return false;
+		}
 		if (!ProjCatalogLoad(name, &def) || def.build_schema == NULL)
 			return false;
 		if (result.failed)
@@ -1094,7 +1100,10 @@ ProjRebuildStep(const char *name, bool wait, int64 *applied)
 	/* the exchange: no batch of either model may run meanwhile */
 	if (!ProjCatalogLock(name, PROJ_TARGET_LIVE, wait) ||
 		!ProjCatalogLock(name, PROJ_TARGET_BUILD, wait))
+	{
+		*locked_out = true;
 		return false;
+	}
 	if (!ProjCatalogLoad(name, &def) || def.build_schema == NULL)
 		return false;
 	if (!Exchange(&def, wait))

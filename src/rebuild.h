@@ -18,7 +18,7 @@ extern Datum ProjCheckTables(Datum tables, Oid owner);
 extern void ProjTruncateTables(ProjectionDef *def);
 extern void ProjRebuildStartOnline(ProjectionDef *def);
 extern void ProjRebuildCancel(ProjectionDef *def);
-extern bool ProjRebuildStep(const char *name, bool wait, int64 *applied);
+extern bool ProjRebuildStep(const char *name, bool wait, int64 *applied, bool *locked_out);
 extern void ProjVerify(ProjectionDef *def, List *ignore_columns,
 					   Tuplestorestate *result, TupleDesc desc);
 

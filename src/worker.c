@@ -19,7 +19,9 @@
  * projections.poll_interval is the fallback.  While committed events wait
  * behind the safe key (an older transaction is still open somewhere in the
  * cluster) it polls more often, and after projections.stall_warning the
- * leader logs which transaction holds it back.
+ * leader logs which transaction holds it back; so it does while a session
+ * holds the lock of a projection that no other worker applies (a change of
+ * a projection wakes the workers as it commits, before its locks go).
  *
  * A batch that fails for a reason other than the handler (a serialization
  * failure or deadlock inside the handler, a lock timeout, running out of
@@ -326,7 +328,7 @@ GiveUp(const Unit *unit, ErrorData *edata)
  * safe key.
  */
 static bool
-RunUnit(const Unit *unit, bool *blocked)
+RunUnit(const Unit *unit, bool *blocked, bool *locked_out)
 {
 	Backoff    *backoff;
 	Unit		key;
@@ -393,8 +395,11 @@ RunUnit(const Unit *unit, bool *blocked)
 			if (unit->build)
 			{
 				int64		applied;
+				bool		out;
 
-				more = ProjRebuildStep(unit->name, false, &applied);
+				more = ProjRebuildStep(unit->name, false, &applied, &out);
+				if (out)
+					*locked_out = true;
 			}
 			else
 			{
@@ -407,6 +412,8 @@ RunUnit(const Unit *unit, bool *blocked)
 					if (my_index == 0)
 						NoteStall(GetActiveSnapshot()->xmin);
 				}
+				if (result.locked_out)
+					*locked_out = true;
 				more = result.more;
 			}
 			PopActiveSnapshot();
@@ -474,10 +481,11 @@ RunUnit(const Unit *unit, bool *blocked)
  * poll interval has passed; with no async projection at all, a wakeup by
  * an append costs nothing.  Each worker starts its rounds at another unit,
  * one further on after each exit while applying (see ProjWorkerRoundStart).
- * Returns how many units have more to do.
+ * Returns how many units have more to do; *locked_out says that a unit no
+ * other worker applies was skipped because a session held its lock.
  */
 static int
-RunRound(bool *blocked)
+RunRound(bool *blocked, bool *locked_out)
 {
 	uint32		version = ProjWorkerCatalogVersion();
 	TimestampTz now = GetCurrentTimestamp();
@@ -486,6 +494,7 @@ RunRound(bool *blocked)
 	int			i;
 
 	*blocked = false;
+	*locked_out = false;
 	if (units_at == 0 || version != units_version ||
 		TimestampDifferenceExceeds(units_at, now, proj_poll_interval_ms))
 	{
@@ -509,7 +518,7 @@ RunRound(bool *blocked)
 		CHECK_FOR_INTERRUPTS();
 		if (ProcDiePending)
 			break;
-		if (RunUnit(&units[(start + i) % nunits], blocked))
+		if (RunUnit(&units[(start + i) % nunits], blocked, locked_out))
 			busy++;
 	}
 	if (!*blocked)
@@ -667,6 +676,7 @@ projections_worker_main(Datum main_arg)
 	for (;;)
 	{
 		bool		blocked = false;
+		bool		locked_out = false;
 		long		timeout;
 		int			busy;
 
@@ -691,7 +701,7 @@ projections_worker_main(Datum main_arg)
 		if (my_index > 0 && (my_index >= WorkersWanted() || !ProjWorkerRunning(0)))
 			proc_exit(0);
 
-		busy = RunRound(&blocked);
+		busy = RunRound(&blocked, &locked_out);
 		if (my_index == 0)
 			ManageHelpers(busy);
 		if (busy > 0)
@@ -717,8 +727,15 @@ projections_worker_main(Datum main_arg)
 				proc_exit(0);
 		}
 
-		/* nothing more for now: sleep until woken, or poll */
-		if (blocked)
+		/*
+		 * Nothing more for now: sleep until woken, or poll.  Soon, backing
+		 * off, while events wait behind the safe key or a session held a
+		 * projection's lock: register(), resume(), rebuild() and the like
+		 * wake the workers as they commit, a moment before their locks are
+		 * released, and run() in an open transaction holds its lock for
+		 * as long as that lasts.
+		 */
+		if (blocked || locked_out)
 		{
 			timeout = Min(retry_ms, (long) proj_poll_interval_ms);
 			retry_ms = Min(retry_ms * 2, (long) proj_poll_interval_ms);

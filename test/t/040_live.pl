@@ -51,6 +51,37 @@ my ($ret, $stdout, $stderr) = $node->psql('postgres', q{
 like($stderr . $stdout, qr/"projection": "balance"/, 'NOTIFY projections names the projection')
   or diag("stdout: $stdout\nstderr: $stderr");
 
+# a session holds the projection's applier lock while an event arrives
+# (run() in an open transaction here; register(), resume() and rebuild()
+# hold it until their commit, which wakes the worker a moment before the
+# lock is released): the worker finds it taken and tries again soon, not at
+# its next poll (10 s here), once the session lets go
+is($node->safe_psql('postgres', q{SELECT projections.wait('balance', timeout => '30 s')}), 't',
+    'caught up before the lock is taken');
+my $holder = $node->background_psql('postgres');
+$holder->query_safe(q{BEGIN});
+$holder->query_safe(q{SELECT projections.run('balance')});
+# (with a transaction id, the holder would hold back the safe key: the worker
+# would poll soon for that reason alone)
+is($holder->query_safe(q{SELECT pg_current_xact_id_if_assigned() IS NULL}), 't',
+    'the lock holder has no transaction id');
+my $appended_at = $node->safe_psql('postgres', q{
+    SELECT clock_timestamp()
+    FROM (SELECT projections.append('acct-4', 'Deposited', '{"amount": 5}')) a});
+ok($node->poll_query_until('postgres', qq{
+        SELECT count(*) > 0 FROM pg_stat_activity
+        WHERE backend_type = 'projections worker' AND state = 'idle'
+          AND state_change > '$appended_at'}),
+    'the worker, woken by the append, went back to waiting (locked out)');
+is($node->safe_psql('postgres', q{SELECT amount FROM balance WHERE account = 'acct-4'}), '',
+    '... without applying the event');
+$holder->query_safe(q{COMMIT});
+$holder->quit;
+is($node->safe_psql('postgres', q{SELECT projections.wait('balance', timeout => '5 s')}), 't',
+    'released: the worker applies the event well before its next poll');
+is($node->safe_psql('postgres', q{SELECT amount FROM balance WHERE account = 'acct-4'}), '5',
+    '... once');
+
 # worker off: wait() times out; on again: it catches up
 $node->safe_psql('postgres', q{ALTER SYSTEM SET projections.enabled = off; SELECT pg_reload_conf()});
 ok($node->poll_query_until('postgres', q{
