@@ -19,9 +19,10 @@
  * projections.poll_interval is the fallback.  While committed events wait
  * behind the safe key (an older transaction is still open somewhere in the
  * cluster) it polls more often, and after projections.stall_warning the
- * leader logs which transaction holds it back; so it does while a session
- * holds the lock of a projection that no other worker applies (a change of
- * a projection wakes the workers as it commits, before its locks go).
+ * leader logs which transaction holds it back.  It also polls more often
+ * while a projection it would apply was locked by another process (a change
+ * of a projection wakes the workers as it commits, before its locks go).
+ * Each wakeup starts the back-off over.
  *
  * A batch that fails for a reason other than the handler (a serialization
  * failure or deadlock inside the handler, a lock timeout, running out of
@@ -481,8 +482,10 @@ RunUnit(const Unit *unit, bool *blocked, bool *locked_out)
  * poll interval has passed; with no async projection at all, a wakeup by
  * an append costs nothing.  Each worker starts its rounds at another unit,
  * one further on after each exit while applying (see ProjWorkerRoundStart).
- * Returns how many units have more to do; *locked_out says that a unit no
- * other worker applies was skipped because a session held its lock.
+ * Returns how many units have more to do; *locked_out says that a unit was
+ * skipped because another process held its lock (a session's change of the
+ * projection not yet released, run() in an open transaction, or another
+ * worker: the live model's lock at an online rebuild's exchange).
  */
 static int
 RunRound(bool *blocked, bool *locked_out)
@@ -729,11 +732,13 @@ projections_worker_main(Datum main_arg)
 
 		/*
 		 * Nothing more for now: sleep until woken, or poll.  Soon, backing
-		 * off, while events wait behind the safe key or a session held a
-		 * projection's lock: register(), resume(), rebuild() and the like
-		 * wake the workers as they commit, a moment before their locks are
-		 * released, and run() in an open transaction holds its lock for
-		 * as long as that lasts.
+		 * off, while events wait behind the safe key or another process
+		 * held a projection's lock: register(), resume(), rebuild() and the
+		 * like wake the workers as they commit, a moment before their locks
+		 * are released, and run() in an open transaction holds its lock for
+		 * as long as that lasts.  A wakeup starts the back-off over: the
+		 * commit that ends a long-held lock wakes the workers just before
+		 * it releases it.
 		 */
 		if (blocked || locked_out)
 		{
@@ -746,8 +751,9 @@ projections_worker_main(Datum main_arg)
 			retry_ms = MIN_RETRY_MS;
 		}
 		pgstat_report_activity(STATE_IDLE, "waiting for events");
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
+		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					  timeout, PG_WAIT_EXTENSION) & WL_LATCH_SET)
+			retry_ms = MIN_RETRY_MS;
 	}
 	WorkerExit(ProjWorkerSuspended() ? PROJ_WORKER_SUSPENDED : PROJ_WORKER_NONE);
 }

@@ -55,7 +55,11 @@ like($stderr . $stdout, qr/"projection": "balance"/, 'NOTIFY projections names t
 # (run() in an open transaction here; register(), resume() and rebuild()
 # hold it until their commit, which wakes the worker a moment before the
 # lock is released): the worker finds it taken and tries again soon, not at
-# its next poll (10 s here), once the session lets go
+# its next poll (a minute here), once the session lets go
+$node->safe_psql('postgres', q{
+    ALTER SYSTEM SET projections.poll_interval = '1min'; SELECT pg_reload_conf()});
+ok($node->poll_query_until('postgres', q{SELECT current_setting('projections.poll_interval') = '1min'}),
+    'polls a minute apart');
 is($node->safe_psql('postgres', q{SELECT projections.wait('balance', timeout => '30 s')}), 't',
     'caught up before the lock is taken');
 my $holder = $node->background_psql('postgres');
@@ -77,10 +81,12 @@ is($node->safe_psql('postgres', q{SELECT amount FROM balance WHERE account = 'ac
     '... without applying the event');
 $holder->query_safe(q{COMMIT});
 $holder->quit;
-is($node->safe_psql('postgres', q{SELECT projections.wait('balance', timeout => '5 s')}), 't',
+is($node->safe_psql('postgres', q{SELECT projections.wait('balance', timeout => '20 s')}), 't',
     'released: the worker applies the event well before its next poll');
 is($node->safe_psql('postgres', q{SELECT amount FROM balance WHERE account = 'acct-4'}), '5',
     '... once');
+$node->safe_psql('postgres', q{
+    ALTER SYSTEM RESET projections.poll_interval; SELECT pg_reload_conf()});
 
 # worker off: wait() times out; on again: it catches up
 $node->safe_psql('postgres', q{ALTER SYSTEM SET projections.enabled = off; SELECT pg_reload_conf()});
