@@ -1,8 +1,10 @@
 # Live projections: after each of many consecutive appends, wait() returns
 # true (read-your-writes from the committed checkpoint); NOTIFY projections
-# reports each batch; with the worker switched off, wait() returns false at
-# its timeout, and switching it on (SIGHUP) catches up.  SIGTERM during a
-# batch rolls it back: nothing half-applied.
+# reports each batch; a worker that finds a projection locked by a session
+# tries again soon after the session lets go, not at its next poll; with the
+# worker switched off, wait() returns false at its timeout, and switching it
+# on (SIGHUP) catches up.  SIGTERM during a batch rolls it back: nothing
+# half-applied.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
