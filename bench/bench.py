@@ -980,9 +980,10 @@ class Bench:
                 if c is not None:
                     cpu[pid] = c
 
-        # the time: from just before the registration to the commit of the
-        # last batch, by the same clock (this machine's: the server stamps
-        # last_applied_at with clock_timestamp()), whenever it is checked
+        # the time: from just before the registration to the last batch
+        # (its checkpoint, saved just before its commit), by the same clock
+        # (this machine's: the server stamps last_applied_at with
+        # clock_timestamp()), whenever it is checked
         t0, wall0 = time.monotonic(), time.time()
         self.q(conn, "BEGIN")
         try:
