@@ -24,6 +24,7 @@ Measurements (numbers as in bench/README.md):
      two model sizes (from the server log, and as a reader sees it)
 """
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -131,6 +132,29 @@ class Bench:
             cur.execute(sql, params)
             return cur.fetchall() if cur.description else None
 
+    @contextlib.contextmanager
+    def search_path(self, conn, path):
+        """The connection's search_path set to path for the with block."""
+        self.q(conn, "SELECT set_config('search_path', %s, false)", (path,))
+        try:
+            yield
+        finally:
+            self.q(conn, "RESET search_path")
+
+    @contextlib.contextmanager
+    def autovacuum_off(self, conn, tables):
+        """No autovacuum of tables for the with block: a VACUUM or ANALYZE
+        of an emptied read model makes the planner trust it to stay empty,
+        and a PL/pgSQL loop (a long CALL, whose statistics reach autovacuum
+        only at its end) would keep plans that scan it whole."""
+        for t in tables:
+            self.q(conn, f"ALTER TABLE {t} SET (autovacuum_enabled = off)")
+        try:
+            yield
+        finally:
+            for t in tables:
+                self.q(conn, f"ALTER TABLE {t} RESET (autovacuum_enabled)")
+
     def one(self, conn, sql, params=None):
         rows = self.q(conn, sql, params)
         return rows[0][0] if rows else None
@@ -197,27 +221,12 @@ class Bench:
 
     def wait_caught_up(self, conn, name=PROJ, stall=180):
         """Wait until the projection has applied every safe event, with
-        bounded waits; a projection that stops (failed, paused) or makes no
-        progress for `stall` seconds is an error, slowness is not."""
-        last_applied, last_change = None, time.monotonic()
-        while True:
-            # a wait() holds its statement's snapshot while it waits, and so
-            # keeps pruning (HOT) from cleaning the read model behind the
-            # worker: poll with instant checks instead of one long wait
-            if self.one(conn, "SELECT projections.wait(%s, NULL, '0')", (name,)):
-                return
-            time.sleep(0.02)
-            rows = self.projection_state(conn, name)
-            if not rows:
-                raise Wrong(f"projection {name} disappeared")
-            state, error, applied, _ = rows[0]
-            if state != "active":
-                raise Wrong(f"projection {name} is {state}: {error}")
-            if applied != last_applied:
-                last_applied, last_change = applied, time.monotonic()
-            elif time.monotonic() - last_change > stall:
-                raise Wrong(f"projection {name} made no progress for {stall} s "
-                            f"(applied {applied})")
+        instant checks every 20 ms (wait_all_caught_up); a projection that
+        stops (failed, paused) or makes no progress for `stall` seconds is
+        an error, slowness is not.  (A wait() holds its statement's snapshot
+        while it waits, and so keeps pruning (HOT) from cleaning the read
+        model behind the worker: hence instant checks, not one long wait.)"""
+        self.wait_all_caught_up(conn, [name], stall, every=0.02)
 
     def compare(self, conn, label, table, reference="bench.r_worker"):
         n = self.one(conn, f"SELECT count(*) FROM {table}")
@@ -351,13 +360,10 @@ class Bench:
         """Register a projection (of the order events, unless types says
         otherwise) with its handler running under search_path, as
         register.sql does; the connection's search_path is left as it was."""
-        self.q(conn, "SELECT set_config('search_path', %s, false)", (search_path,))
-        try:
+        with self.search_path(conn, search_path):
             self.q(conn, "SELECT projections.register(%s, %s::regprocedure, %s, %s,"
                          " %s::regprocedure, tables => %s::regclass[])",
                    (name, handler, types or self.reg["types"], mode, reset, tables))
-        finally:
-            self.q(conn, "RESET search_path")
 
     def note_rate(self, method, n, dt, wal, cpu=None):
         """cpu: CPU seconds of the process that applied the events (the
@@ -471,28 +477,15 @@ class Bench:
 
     # --------------------------------------------------- 2. PL/pgSQL loop
     def plpgsql_loop(self, conn, rnd):
-        # no autovacuum of the read model while the loop runs: a VACUUM or
-        # ANALYZE of the emptied table makes the planner trust it to stay
-        # empty, and the loop (a long CALL, whose statistics reach autovacuum
-        # only at its end) would keep plans that scan it whole
-        self.q(conn, "ALTER TABLE ecommerce.order_summary SET (autovacuum_enabled = off)")
-        try:
-            self._plpgsql_loop(conn, rnd)
-        finally:
-            self.q(conn, "ALTER TABLE ecommerce.order_summary RESET (autovacuum_enabled)")
-
-    def _plpgsql_loop(self, conn, rnd):
-        self.empty_read_model(conn)
-        lsn = self.wal_lsn(conn)
         pid = self.backend_pid(conn)
-        cpu0 = cpu_seconds(pid)
-        t0 = time.monotonic()
-        self.q(conn, "SELECT set_config('search_path', %s, false)", (SEARCH_PATH,))
-        try:
-            self.q(conn, "CALL bench.plpgsql_loop(%s, 1000)", (self.reg["types"],))
-        finally:
-            self.q(conn, "RESET search_path")
-        dt = time.monotonic() - t0
+        with self.autovacuum_off(conn, ["ecommerce.order_summary"]):
+            self.empty_read_model(conn)
+            lsn = self.wal_lsn(conn)
+            cpu0 = cpu_seconds(pid)
+            t0 = time.monotonic()
+            with self.search_path(conn, SEARCH_PATH):
+                self.q(conn, "CALL bench.plpgsql_loop(%s, 1000)", (self.reg["types"],))
+            dt = time.monotonic() - t0
         cpu = self.cpu_since(pid, cpu0)
         wal = self.wal_since(conn, lsn)
         n = self.one(conn, "SELECT applied FROM bench.checkpoint WHERE name = 'plpgsql_loop'")
@@ -905,8 +898,9 @@ class Bench:
                       copy["reset"], copy["tables"])
 
     def wait_all_caught_up(self, conn, names, stall=180, on_poll=None, every=0.25):
-        """wait_caught_up for several projections at once, with one instant
-        check of them all every `every` seconds (on_poll runs before each).
+        """Wait until every projection in names has applied every safe event,
+        with one instant check of them all every `every` seconds (on_poll
+        runs before each); see wait_caught_up for what is an error.
         Checks every 20 ms cost this script and its server process about
         0.1 CPU, which on a 2-CPU machine came out of the workers measured
         in 9 as soon as two ran; 9 takes its times from the projections'
@@ -1027,45 +1021,38 @@ class Bench:
             if not self.one(conn, "SELECT to_regprocedure(%s) IS NOT NULL",
                             (f"{s}.plpgsql_loop(text[], integer)",)):
                 self.q(conn, "SELECT bench.copy_plpgsql_loop(%s)", (s,))
-        # no autovacuum of the copies while the loops run (see plpgsql_loop)
-        for c in copies:
-            self.q(conn, f"ALTER TABLE {c['table']} SET (autovacuum_enabled = off)")
-        self.q(conn, "TRUNCATE " + ", ".join(c["table"] for c in copies))
-        self.q(conn, "CHECKPOINT")
-        lsn = self.wal_lsn(conn)
         conns = ([self.connect(app="projections-bench loop") for _ in schemas] if together
                  else [conn] * n)
-        cpu0 = {pid: cpu_seconds(pid) for pid in {self.backend_pid(c) for c in conns}}
         errors = []
 
         def run(c, schema, copy):
             try:
-                self.q(c, "SELECT set_config('search_path', %s, false)", (copy["search_path"],))
-                try:
+                with self.search_path(c, copy["search_path"]):
                     self.q(c, f"CALL {schema}.plpgsql_loop(%s, 1000)", (self.reg["types"],))
-                finally:
-                    self.q(c, "RESET search_path")
             except Exception as e:  # raised below, in the main thread
                 errors.append(e)
 
-        t0 = time.monotonic()
-        if together:
-            threads = [threading.Thread(target=run, args=args)
-                       for args in zip(conns, schemas, copies)]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-        else:
-            for args in zip(conns, schemas, copies):
-                run(*args)
-        dt = time.monotonic() - t0
-        busy = sum(cpu_seconds(pid) - c0 for pid, c0 in cpu0.items()) / dt
+        with self.autovacuum_off(conn, [c["table"] for c in copies]):
+            self.q(conn, "TRUNCATE " + ", ".join(c["table"] for c in copies))
+            self.q(conn, "CHECKPOINT")
+            lsn = self.wal_lsn(conn)
+            cpu0 = {pid: cpu_seconds(pid) for pid in {self.backend_pid(c) for c in conns}}
+            t0 = time.monotonic()
+            if together:
+                threads = [threading.Thread(target=run, args=args)
+                           for args in zip(conns, schemas, copies)]
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
+            else:
+                for args in zip(conns, schemas, copies):
+                    run(*args)
+            dt = time.monotonic() - t0
+            busy = sum(cpu_seconds(pid) - c0 for pid, c0 in cpu0.items()) / dt
         if together:
             for c in conns:
                 c.close()
-        for c in copies:
-            self.q(conn, f"ALTER TABLE {c['table']} RESET (autovacuum_enabled)")
         if errors:
             raise errors[0]
         wal = self.wal_since(conn, lsn)
